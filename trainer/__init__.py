@@ -1,0 +1,1 @@
+"""prefloop's trainer: reward models, policy optimisation and generation. Never imports `app`."""

@@ -1,0 +1,184 @@
+"""The export record: the one contract between the app and the trainer.
+
+The app writes these records (REST export, `prefloop export`, the worker's snapshot); the trainer
+reads them. Pydantic only: importing this module must not pull in torch. Rankings are stored raw
+(a weak order over the responses in display order); pairs are derived here, in one place, so the
+export and the trainer expand a ranking the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_VERSION = "prefloop.v1"
+
+# Flags a rater can set on one response. Campaigns choose a subset; these two are always offered.
+UNSAFE = "unsafe"
+FACTUALLY_WRONG = "factually_wrong"
+KNOWN_FLAGS = (UNSAFE, FACTUALLY_WRONG, "incomplete", "off_topic")
+
+# Strength of preference of the top response over the next, as the 2-way scale records it.
+STRENGTH_LEVELS = {0: "tie", 1: "slightly better", 2: "better", 3: "much better"}
+
+TieHandling = Literal["drop", "keep"]
+PairExpansion = Literal["all", "best_vs_rest"]
+
+
+def is_weak_order(ranks: list[int]) -> bool:
+    """True when `ranks` are dense ranks from 0 (ties share a rank, no rank is skipped)."""
+    return bool(ranks) and sorted(set(ranks)) == list(range(len(set(ranks))))
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ResponseRecord(_Record):
+    """One response as it was shown, with the flags the rater set on it."""
+
+    response_id: int | str | None = None
+    text: str
+    model_version: str | None = Field(None, description="Which policy wrote it (never shown to raters).")
+    flags: list[str] = Field(default_factory=list, description="e.g. unsafe, factually_wrong.")
+
+
+class RankingRecord(_Record):
+    """One judgment: the full weak order a rater gave over the responses, in display order."""
+
+    kind: Literal["ranking"] = "ranking"
+    schema_version: str = SCHEMA_VERSION
+    comparison_id: int | str
+    judgment_id: int | str | None = None
+    prompt: str
+    responses: list[ResponseRecord] = Field(min_length=2)
+    ranks: list[int] = Field(description="ranks[i] is the rank of responses[i]; 0 is best; equal ranks tie.")
+    strength: int | None = Field(
+        None, ge=0, le=3, description="How much better the best is than the next (0 tie .. 3 much better)."
+    )
+    not_rankable: bool = Field(False, description="The rater found every response unacceptable.")
+    rater: str | None = Field(None, description="A stable pseudonym, never an email.")
+    campaign: str | None = None
+    round: int | None = None
+    is_gold: bool = False
+    weight: float = Field(1.0, ge=0, description="Rater reliability weight for this judgment.")
+    created_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _ranks_fit_responses(self) -> RankingRecord:
+        if self.not_rankable:
+            return self
+        if len(self.ranks) != len(self.responses):
+            raise ValueError("ranks must give one rank per response")
+        if not is_weak_order(self.ranks):
+            raise ValueError("ranks must be dense ranks from 0 (a weak order)")
+        return self
+
+    def pairs(
+        self, *, ties: TieHandling = "drop", expansion: PairExpansion = "all"
+    ) -> list[tuple[int, int, bool]]:
+        """Pairs (better index, worse index, is_tie) this ranking implies."""
+        if self.not_rankable:
+            return []
+        return implied_pairs(self.ranks, ties=ties, expansion=expansion)
+
+
+def implied_pairs(
+    ranks: list[int], *, ties: TieHandling = "drop", expansion: PairExpansion = "all"
+) -> list[tuple[int, int, bool]]:
+    """All (better, worse, is_tie) index pairs of a weak order; `best_vs_rest` keeps rank-0 pairs."""
+    out: list[tuple[int, int, bool]] = []
+    n = len(ranks)
+    for i in range(n):
+        for j in range(i + 1, n):
+            if expansion == "best_vs_rest" and min(ranks[i], ranks[j]) != 0:
+                continue
+            if ranks[i] == ranks[j]:
+                if ties == "keep":
+                    out.append((i, j, True))
+            elif ranks[i] < ranks[j]:
+                out.append((i, j, False))
+            else:
+                out.append((j, i, False))
+    return out
+
+
+class PairwiseRecord(_Record):
+    """TRL's standard preference row (`prompt`, `chosen`, `rejected`) plus provenance."""
+
+    kind: Literal["pairwise"] = "pairwise"
+    prompt: str
+    chosen: str
+    rejected: str
+    margin: float = 0.0
+    tie: bool = False
+    comparison_id: int | str | None = None
+    judgment_id: int | str | None = None
+    rater: str | None = None
+    campaign: str | None = None
+    round: int | None = None
+    is_gold: bool = False
+    weight: float = 1.0
+    chosen_flags: list[str] = Field(default_factory=list)
+    rejected_flags: list[str] = Field(default_factory=list)
+
+
+def ranking_to_pairwise(
+    record: RankingRecord, *, ties: TieHandling = "drop", expansion: PairExpansion = "all"
+) -> list[PairwiseRecord]:
+    """Expand one ranking into TRL-style pairs; the margin is the strength on the top pair only."""
+    rows = []
+    for better, worse, tie in record.pairs(ties=ties, expansion=expansion):
+        top_pair = record.ranks[better] == 0 and record.ranks[worse] == 1
+        margin = float(record.strength) if (record.strength is not None and top_pair) else 0.0
+        rows.append(
+            PairwiseRecord(
+                prompt=record.prompt,
+                chosen=record.responses[better].text,
+                rejected=record.responses[worse].text,
+                margin=0.0 if tie else margin,
+                tie=tie,
+                comparison_id=record.comparison_id,
+                judgment_id=record.judgment_id,
+                rater=record.rater,
+                campaign=record.campaign,
+                round=record.round,
+                is_gold=record.is_gold,
+                weight=record.weight,
+                chosen_flags=list(record.responses[better].flags),
+                rejected_flags=list(record.responses[worse].flags),
+            )
+        )
+    return rows
+
+
+class ImportResponse(_Record):
+    """A response to import: its text and the policy that wrote it."""
+
+    text: str = Field(min_length=1, max_length=100_000)
+    model_version: str = Field("unknown", max_length=200)
+
+
+class ImportRecord(_Record):
+    """One line of an import file (admin import, demo data, `trainer generate` output)."""
+
+    external_id: str | None = Field(None, max_length=200)
+    prompt: str = Field(min_length=1, max_length=50_000)
+    context: dict[str, str] = Field(default_factory=dict, description="e.g. specialty, age, setting.")
+    responses: list[ImportResponse] = Field(min_length=2, max_length=8)
+    gold_ranks: list[int] | None = Field(None, description="Known answer: ranks over `responses`.")
+
+    @field_validator("gold_ranks")
+    @classmethod
+    def _gold_is_weak_order(cls, ranks: list[int] | None) -> list[int] | None:
+        if ranks is not None and not is_weak_order(ranks):
+            raise ValueError("gold_ranks must be dense ranks from 0 (a weak order)")
+        return ranks
+
+    @model_validator(mode="after")
+    def _gold_fits(self) -> ImportRecord:
+        if self.gold_ranks is not None and len(self.gold_ranks) != len(self.responses):
+            raise ValueError("gold_ranks must give one rank per response")
+        return self
