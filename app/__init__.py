@@ -1,0 +1,1 @@
+"""prefloop's web app and data layer."""

@@ -1,0 +1,1 @@
+"""Demo data shipped with prefloop (see demo_data.jsonl)."""

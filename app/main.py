@@ -1,0 +1,31 @@
+"""create_app(): the FastAPI application with its routers, static files and error handlers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from app import health
+from app.config import get_settings
+from app.db import REPO_ROOT
+from app.errors import AppError
+
+
+async def _app_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+
+def create_app() -> FastAPI:
+    """Build the app; settings are validated first, so a production default secret refuses here."""
+    get_settings()
+    app = FastAPI(
+        title="prefloop",
+        version="0.1.0",
+        description="Physicians rank clinical assistant responses; rounds train on their preferences.",
+    )
+    app.mount("/static", StaticFiles(directory=REPO_ROOT / "static"), name="static")
+    app.include_router(health.router)
+    app.add_exception_handler(AppError, _app_error_handler)
+    return app

@@ -1,0 +1,115 @@
+"""What raters judge: campaigns, prompts, responses and comparisons of 2..K responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, CreatedAt, JSONType
+
+CAMPAIGN_STATUSES = ("draft", "active", "paused", "archived")
+DEFAULT_FLAGS = ["unsafe", "factually_wrong"]
+
+
+class Campaign(CreatedAt, Base):
+    """A body of comparisons with its guidelines, overlap, gold rate and the flags raters may set."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        CheckConstraint("overlap >= 1 AND overlap <= 50", name="overlap_range"),
+        CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate_fraction"),
+        CheckConstraint("status IN ('draft', 'active', 'paused', 'archived')", name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    guidelines_md: Mapped[str] = mapped_column(Text, default="")
+    overlap: Mapped[int] = mapped_column(default=3)
+    gold_rate: Mapped[float] = mapped_column(default=0.0)
+    priority: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    flags: Mapped[list[str]] = mapped_column(JSONType, default=lambda: list(DEFAULT_FLAGS))
+    rubric: Mapped[list[str]] = mapped_column(JSONType, default=list)
+
+    prompts: Mapped[list[Prompt]] = relationship(back_populates="campaign")
+
+
+class Prompt(CreatedAt, Base):
+    """A patient message or clinician question, with its clinical context."""
+
+    __tablename__ = "prompts"
+    __table_args__ = (UniqueConstraint("campaign_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    campaign: Mapped[Campaign] = relationship(back_populates="prompts")
+    responses: Mapped[list[Response]] = relationship(back_populates="prompt")
+
+
+class Response(CreatedAt, Base):
+    """An assistant's answer to a prompt; the model that wrote it is never shown to raters."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    model_label: Mapped[str] = mapped_column(String(200), default="unknown")
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL")
+    )
+
+    prompt: Mapped[Prompt] = relationship(back_populates="responses")
+
+
+class Comparison(CreatedAt, Base):
+    """A prompt and 2..K of its responses in a stored order; gold ones carry a known ranking."""
+
+    __tablename__ = "comparisons"
+    __table_args__ = (
+        CheckConstraint(
+            "(is_gold AND gold_ranks IS NOT NULL) OR (NOT is_gold AND gold_ranks IS NULL)",
+            name="gold_has_answer",
+        ),
+        Index("ix_comparisons_campaign_priority", "campaign_id", "priority"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), index=True)
+    is_gold: Mapped[bool] = mapped_column(default=False)
+    # Ranks over `items` in position order (0 best, ties equal), for gold comparisons only.
+    gold_ranks: Mapped[list[int] | None] = mapped_column(JSONType)
+    priority: Mapped[int] = mapped_column(default=0)
+    round_id: Mapped[int | None] = mapped_column(
+        ForeignKey("training_rounds.id", ondelete="SET NULL")
+    )
+
+    prompt: Mapped[Prompt] = relationship()
+    items: Mapped[list[ComparisonItem]] = relationship(
+        order_by="ComparisonItem.position", cascade="all, delete-orphan"
+    )
+
+
+class ComparisonItem(Base):
+    """One response of a comparison at its canonical position (0..K-1)."""
+
+    __tablename__ = "comparison_items"
+    __table_args__ = (
+        UniqueConstraint("comparison_id", "response_id"),
+        CheckConstraint("position >= 0 AND position < 16", name="position_range"),
+    )
+
+    comparison_id: Mapped[int] = mapped_column(
+        ForeignKey("comparisons.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("responses.id", ondelete="CASCADE"))
+
+    response: Mapped[Response] = relationship()

@@ -1,0 +1,97 @@
+"""What raters do: assignments (leases on comparisons) and immutable judgments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, CreatedAt, JSONType
+from app.models.campaigns import Comparison
+from app.models.users import User
+
+ASSIGNMENT_STATES = ("leased", "submitted", "skipped")
+MAX_RATIONALE = 5000
+
+
+class Assignment(CreatedAt, Base):
+    """A rater's lease on a comparison, with the display order that rater was shown."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        UniqueConstraint("comparison_id", "rater_id"),
+        CheckConstraint("state IN ('leased', 'submitted', 'skipped')", name="state_known"),
+        CheckConstraint("(state = 'skipped') = (skip_reason IS NOT NULL)", name="skip_has_reason"),
+        Index("ix_assignments_comparison_state", "comparison_id", "state"),
+        Index("ix_assignments_rater_state", "rater_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id", ondelete="CASCADE"))
+    rater_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16), default="leased")
+    # Response ids in the order this rater sees them (randomised per rater, recorded).
+    display_order: Mapped[list[int]] = mapped_column(JSONType)
+    lease_expires_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    skip_reason: Mapped[str | None] = mapped_column(String(200))
+
+    comparison: Mapped[Comparison] = relationship()
+    rater: Mapped[User] = relationship()
+
+
+class Judgment(CreatedAt, Base):
+    """One rater's full verdict on a comparison. Never updated: a correction is a new row.
+
+    Corrections form a chain per (comparison, rater): revision 0 is the first judgment, revision
+    n+1 supersedes revision n. The unique constraints make the chain linear, so the live judgment
+    is the one no other row supersedes.
+    """
+
+    __tablename__ = "judgments"
+    __table_args__ = (
+        UniqueConstraint("comparison_id", "rater_id", "revision"),
+        UniqueConstraint("rater_id", "idempotency_key"),
+        UniqueConstraint("supersedes_id"),
+        CheckConstraint("revision >= 0", name="revision_nonnegative"),
+        CheckConstraint("(revision = 0) = (supersedes_id IS NULL)", name="revision_chain"),
+        CheckConstraint(
+            "strength IS NULL OR (strength >= 0 AND strength <= 3)", name="strength_range"
+        ),
+        CheckConstraint("time_spent_ms IS NULL OR time_spent_ms >= 0", name="time_nonnegative"),
+        CheckConstraint(
+            "NOT not_rankable OR not_rankable_reason IS NOT NULL", name="not_rankable_has_reason"
+        ),
+        CheckConstraint(f"length(rationale) <= {MAX_RATIONALE}", name="rationale_length"),
+        Index("ix_judgments_comparison", "comparison_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id", ondelete="RESTRICT"))
+    rater_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    assignment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assignments.id", ondelete="SET NULL")
+    )
+    revision: Mapped[int] = mapped_column(default=0)
+    supersedes_id: Mapped[int | None] = mapped_column(
+        ForeignKey("judgments.id", ondelete="RESTRICT")
+    )
+    # What was shown and what the rater did, raw: response ids in display order, and
+    # ranks[i] for shown_order[i] (0 best, equal ranks tie). Pairs are derived at export.
+    shown_order: Mapped[list[int]] = mapped_column(JSONType)
+    ranks: Mapped[list[int] | None] = mapped_column(JSONType)
+    strength: Mapped[int | None]
+    not_rankable: Mapped[bool] = mapped_column(default=False)
+    not_rankable_reason: Mapped[str | None] = mapped_column(String(500))
+    # {response_id (as str): [flag, ...]} for the flagged responses only.
+    flags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    aspects: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    time_spent_ms: Mapped[int | None]
+    idempotency_key: Mapped[str] = mapped_column(String(64))
+    lease_expired: Mapped[bool] = mapped_column(default=False)
+
+    comparison: Mapped[Comparison] = relationship()
+    rater: Mapped[User] = relationship()

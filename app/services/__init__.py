@@ -1,0 +1,1 @@
+"""Domain services: keyword-only functions that take the session, flush, and raise AppErrors."""
