@@ -1,0 +1,306 @@
+"""Preference records → comparisons → tokenized, length-grouped, dynamically padded batches.
+
+A comparison is one prompt with its distinct responses and every pair that any judgment on it
+implies. Each response is tokenized and encoded once per step however many pairs it is in: a K-way
+ranking costs K forward passes, not 2 per pair (InstructGPT's batching).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import random
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+from torch.utils.data import Sampler
+
+from trainer.schema import UNSAFE, PairwiseRecord, RankingRecord
+
+Record = RankingRecord | PairwiseRecord
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One implied preference between two responses of a comparison."""
+
+    better: int
+    worse: int
+    tie: bool = False
+    margin: float = 0.0
+    weight: float = 1.0
+    gold: bool = False
+
+
+@dataclass
+class Comparison:
+    """A prompt, its distinct responses, and all the pairs the judgments on it imply."""
+
+    key: str
+    prompt: str
+    responses: list[str] = field(default_factory=list)
+    unsafe: list[bool] = field(default_factory=list)
+    pairs: list[Pair] = field(default_factory=list)
+
+    def response_index(self, text: str, flags: Iterable[str] = ()) -> int:
+        """Index of `text` among the responses, adding it the first time it is seen."""
+        if text not in self.responses:
+            self.responses.append(text)
+            self.unsafe.append(False)
+        i = self.responses.index(text)
+        self.unsafe[i] = self.unsafe[i] or UNSAFE in flags
+        return i
+
+
+def open_text(path: str | Path) -> Any:
+    """Open a text file, gunzipping `.gz`."""
+    p = Path(path)
+    return gzip.open(p, "rt", encoding="utf-8") if p.suffix == ".gz" else p.open(encoding="utf-8")
+
+
+def parse_record(row: dict[str, Any]) -> Record:
+    """One JSON object as our export record (by `kind`) or a TRL {prompt, chosen, rejected} row."""
+    kind = row.get("kind")
+    if kind == "ranking":
+        return RankingRecord.model_validate(row)
+    if kind == "pairwise" or kind is None:
+        trl_keys = {"prompt", "chosen", "rejected", "margin"}
+        if kind is None and not set(row) <= trl_keys:
+            raise ValueError(f"unknown fields {sorted(set(row) - trl_keys)} in a TRL row")
+        return PairwiseRecord.model_validate({"prompt": "", **row})
+    raise ValueError(f"unknown record kind {kind!r}")
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """All records of a JSONL file; a bad line raises ValueError naming its line number."""
+    records = []
+    with open_text(path) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(parse_record(json.loads(line)))
+            except (json.JSONDecodeError, ValidationError, ValueError) as err:
+                raise ValueError(f"{path}:{lineno}: {err}") from err
+    return records
+
+
+def write_records(records: Iterable[Record], path: str | Path) -> None:
+    """Write records as JSONL, one export record a line."""
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(r.model_dump_json(exclude_none=True) + "\n")
+
+
+def data_hash(records: Sequence[Record]) -> str:
+    """sha256 of the records' canonical JSON: what a saved model was trained on."""
+    h = hashlib.sha256()
+    for r in records:
+        h.update(json.dumps(r.model_dump(mode="json"), sort_keys=True).encode() + b"\n")
+    return h.hexdigest()
+
+
+def records_to_comparisons(
+    records: Iterable[Record],
+    *,
+    ties: str = "drop",
+    expansion: str = "all",
+    margin_scale: float | None = None,
+    rater_weights: bool = True,
+) -> list[Comparison]:
+    """Group records by comparison (or prompt), dedupe responses, and collect their pairs."""
+    by_key: dict[str, Comparison] = {}
+    for rec in records:
+        cid = rec.comparison_id
+        key = f"c:{cid}" if cid is not None else f"p:{rec.prompt}"
+        comp = by_key.setdefault(key, Comparison(key=key, prompt=rec.prompt))
+        weight = rec.weight if rater_weights else 1.0
+        if isinstance(rec, RankingRecord):
+            implied = rec.pairs(ties="keep" if ties == "equal" else "drop", expansion=expansion)  # type: ignore[arg-type]
+            idx = [comp.response_index(r.text, r.flags) for r in rec.responses]
+            for better, worse, tie in implied:
+                top = rec.ranks[better] == 0 and rec.ranks[worse] == 1
+                strength = rec.strength if (top and not tie and rec.strength is not None) else 0
+                m = strength * margin_scale if margin_scale is not None else 0.0
+                # Each judgment weighs the same whatever its K: its pairs share its weight.
+                w = weight / len(implied)
+                comp.pairs.append(Pair(idx[better], idx[worse], tie, m, w, rec.is_gold))
+        else:
+            if rec.tie and ties == "drop":
+                continue
+            b = comp.response_index(rec.chosen, rec.chosen_flags)
+            w_ = comp.response_index(rec.rejected, rec.rejected_flags)
+            m = rec.margin * margin_scale if margin_scale is not None and not rec.tie else 0.0
+            comp.pairs.append(Pair(b, w_, rec.tie, m, weight, rec.is_gold))
+    return [c for c in by_key.values() if c.pairs]
+
+
+def split_by_prompt(
+    comparisons: Sequence[Comparison], fraction: float, seed: int
+) -> tuple[list[Comparison], list[Comparison]]:
+    """Hold out a share of the prompts: no prompt is ever on both sides."""
+    prompts = sorted({c.prompt for c in comparisons})
+    random.Random(seed).shuffle(prompts)
+    n_eval = round(len(prompts) * fraction)
+    if fraction > 0 and len(prompts) > 1:
+        n_eval = min(max(n_eval, 1), len(prompts) - 1)
+    held = set(prompts[:n_eval])
+    return [c for c in comparisons if c.prompt not in held], [
+        c for c in comparisons if c.prompt in held
+    ]
+
+
+@dataclass
+class Encoded:
+    """A comparison's token ids (one list per response) and its pairs."""
+
+    input_ids: list[list[int]]
+    unsafe: list[bool]
+    pairs: list[Pair]
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens over all its responses: the cost of encoding it."""
+        return sum(len(ids) for ids in self.input_ids)
+
+
+def _special_affixes(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """The special tokens the tokenizer puts before and after a text (e.g. [CLS] … [SEP])."""
+    bare = tokenizer("x", add_special_tokens=False)["input_ids"]
+    full = tokenizer("x")["input_ids"]
+    start = next(i for i in range(len(full)) if full[i : i + len(bare)] == bare)
+    return full[:start], full[start + len(bare) :]
+
+
+def encode_comparisons(
+    comparisons: Sequence[Comparison], tokenizer: Any, *, max_length: int, append_eos: bool = True
+) -> list[Encoded]:
+    """Tokenize prompt+response for every response; cut the prompt from the left to fit."""
+    prefix, suffix = _special_affixes(tokenizer)
+    eos = tokenizer.eos_token_id if append_eos else None
+    budget = max_length - len(prefix) - len(suffix) - (eos is not None)
+    texts = [c.prompt + r for c in comparisons for r in c.responses]
+    bodies = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    it = iter(bodies)
+    out = []
+    for c in comparisons:
+        ids = []
+        for _ in c.responses:
+            body = next(it)
+            if eos is not None and body and body[-1] == eos:
+                body = body[:-1]
+            tail = [eos] if eos is not None else []
+            # Left truncation keeps the response (and its end, where a causal LM is scored).
+            ids.append(prefix + body[-budget:] + tail + suffix)
+        out.append(Encoded(ids, list(c.unsafe), list(c.pairs)))
+    return out
+
+
+class LengthGroupedBatches(Sampler[list[int]]):
+    """Shuffled batches of comparisons of similar token count; reshuffled on every pass."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, *, seed: int, group: bool = True):
+        self.lengths = list(lengths)
+        self.batch_size, self.seed, self.group = batch_size, seed, group
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = random.Random(self.seed + self.epoch)
+        self.epoch += 1
+        order = list(range(len(self.lengths)))
+        rng.shuffle(order)
+        if self.group:
+            # Sort within mega-batches of 50 batches (as HF's LengthGroupedSampler): little padding,
+            # yet the batch order stays random.
+            mega = self.batch_size * 50
+            chunks = [order[i : i + mega] for i in range(0, len(order), mega)]
+            order = [i for ch in chunks for i in sorted(ch, key=lambda j: -self.lengths[j])]
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        rng.shuffle(batches)
+        return iter(batches)
+
+
+def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad every response of the batch to its longest; pairs index into the flat rows."""
+    seqs = [ids for enc in batch for ids in enc.input_ids]
+    width = max(len(s) for s in seqs)
+    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, s in enumerate(seqs):
+        input_ids[row, : len(s)] = torch.tensor(s)
+        mask[row, : len(s)] = 1
+    pairs, offsets, start = [], [], 0
+    for enc in batch:
+        pairs += enc.pairs
+        offsets += [start] * len(enc.pairs)
+        start += len(enc.input_ids)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": mask,
+        "unsafe": torch.tensor([u for enc in batch for u in enc.unsafe], dtype=torch.bool),
+        "better": torch.tensor([o + p.better for o, p in zip(offsets, pairs, strict=True)]),
+        "worse": torch.tensor([o + p.worse for o, p in zip(offsets, pairs, strict=True)]),
+        "tie": torch.tensor([p.tie for p in pairs], dtype=torch.bool),
+        "margin": torch.tensor([p.margin for p in pairs], dtype=torch.float),
+        "weight": torch.tensor([p.weight for p in pairs], dtype=torch.float),
+        "gold": torch.tensor([p.gold for p in pairs], dtype=torch.bool),
+    }
+
+
+# Converters for the public sets in ../shared/data (see its README): real judgments as our records.
+
+
+def hh_rlhf_records(path: str | Path, limit: int | None = None) -> list[RankingRecord]:
+    """HH-RLHF {chosen, rejected} dialogues as 2-way rankings; the prompt is the shared prefix."""
+    out = []
+    with open_text(path) as fh:
+        for i, line in enumerate(fh):
+            if limit is not None and i >= limit:
+                break
+            row = json.loads(line)
+            cut = row["chosen"].rfind("\n\nAssistant:") + len("\n\nAssistant:")
+            prompt = row["chosen"][:cut]
+            rejected = row["rejected"][cut:] if row["rejected"][:cut] == prompt else row["rejected"]
+            out.append(
+                RankingRecord(
+                    comparison_id=f"hh-{i}",
+                    prompt=prompt,
+                    responses=[{"text": row["chosen"][cut:]}, {"text": rejected}],  # type: ignore[list-item]
+                    ranks=[0, 1],
+                )
+            )
+    return out
+
+
+def finegrained_records(path: str | Path, limit: int | None = None) -> list[RankingRecord]:
+    """FineGrainedRLHF QA: four answers, six pairwise votes, as one weak order each (Copeland)."""
+    rows = json.loads(Path(path).read_text(encoding="utf-8"))[:limit]
+    pair_order = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    out = []
+    for i, row in enumerate(rows):
+        # Votes need not be transitive; the net wins give the closest weak order.
+        score = [0, 0, 0, 0]
+        for (a, b), vote in zip(pair_order, row["preference"], strict=True):
+            if vote:
+                win, lose = (a, b) if vote == 1 else (b, a)
+                score[win] += 1
+                score[lose] -= 1
+        levels = sorted(set(score), reverse=True)
+        passages = "\n".join(f"{p[0]}: {' '.join(p[1:])}" for p in row["passages"])
+        out.append(
+            RankingRecord(
+                comparison_id=f"fg-{i}",
+                prompt=f"{passages}\n\nQuestion: {row['question']}\nAnswer: ",
+                responses=[{"text": row[f"prediction {k}"]} for k in range(1, 5)],  # type: ignore[misc]
+                ranks=[levels.index(s) for s in score],
+            )
+        )
+    return out

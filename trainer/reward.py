@@ -1,0 +1,379 @@
+"""Reward models from physicians' rankings: Bradley-Terry over all implied pairs, K-way aware.
+
+`train_reward_model(config, records=...)` is what the worker calls; `python -m trainer reward` and
+`python -m trainer reward-eval` wrap it. The loop runs under Hugging Face Accelerate, so the same
+code runs on a CPU, one GPU, or several under `accelerate launch`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from trainer.config import RewardConfig, dataclass_from_namespace, dataclass_to_arguments
+from trainer.data import (
+    Comparison,
+    Encoded,
+    LengthGroupedBatches,
+    Record,
+    collate,
+    data_hash,
+    encode_comparisons,
+    read_records,
+    records_to_comparisons,
+    split_by_prompt,
+)
+from trainer.losses import ranking_pairs_loss
+
+META_FILE = "prefloop_reward.json"
+
+
+def load_reward_model(path: str, config: RewardConfig | None = None) -> tuple[Any, Any]:
+    """A scalar-head sequence classifier and its tokenizer (pad falls back to EOS)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    config = config or RewardConfig()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.model_max_length = int(1e9)  # we truncate ourselves, from the left
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=1, dtype=torch.float32
+    )
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if config.disable_dropout:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if config.lora:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            task_type="SEQ_CLS",
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules="all-linear",
+        )
+        model = get_peft_model(model, lora)
+        if config.gradient_checkpointing:
+            model.enable_input_require_grads()
+    return model, tokenizer
+
+
+def _per_token_head(model: torch.nn.Module) -> torch.nn.Module | None:
+    # Decoder classifiers (Llama, Qwen, GPT-2 ...) apply `score` to every token, then pool.
+    return next((m for n, m in model.named_modules() if n.rsplit(".", 1)[-1] == "score"), None)
+
+
+def sequence_rewards(
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """One reward per row, read at the last token the attention mask marks as real."""
+    head = _per_token_head(model)
+    captured: list[torch.Tensor] = []
+    # transformers pools decoder classifiers at the last token that is not the pad id, so with
+    # pad == EOS a sequence ending in EOS is scored one token early (transformers#35352). We take
+    # the per-token scores with a hook instead of calling submodules, so DDP/peft wrappers still
+    # see one ordinary forward.
+    handle = head.register_forward_hook(lambda _m, _i, out: captured.append(out)) if head else None
+    try:
+        out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    finally:
+        if handle is not None:
+            handle.remove()
+    if not captured or captured[-1].dim() != 3:
+        return out.logits.squeeze(-1)
+    per_token = captured[-1].squeeze(-1)
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    last = (positions * attention_mask).argmax(-1)
+    return per_token[torch.arange(per_token.shape[0], device=per_token.device), last]
+
+
+def batch_loss(rewards: torch.Tensor, batch: dict[str, torch.Tensor], config: RewardConfig) -> Any:
+    """The training loss of one collated batch under `config` (margin, ties, centering, weights)."""
+    return ranking_pairs_loss(
+        rewards,
+        batch["better"],
+        batch["worse"],
+        tie=batch["tie"] if bool(batch["tie"].any()) else None,
+        margin=batch["margin"] if config.margin else None,
+        weights=batch["weight"],
+        center_coef=config.center_coef,
+    )
+
+
+EVAL_SUMS = ("pairs", "correct", "loss", "gold_pairs", "gold_correct", "unsafe_n", "unsafe_sum")
+EVAL_SUMS += ("other_n", "other_sum", "tie_pairs", "tie_absdiff")
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    encoded: Sequence[Encoded],
+    *,
+    pad_id: int,
+    batch_size: int = 32,
+    accelerator: Any = None,
+) -> dict[str, float]:
+    """Pairwise accuracy and BT loss on strict pairs, gold accuracy, unsafe vs other rewards."""
+    was_training = model.training
+    model.eval()
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+    mine = sorted(encoded[rank::world], key=lambda e: e.n_tokens)  # sorted: little padding
+    device = next(model.parameters()).device
+    sums = dict.fromkeys(EVAL_SUMS, 0.0)
+    for start in range(0, len(mine), batch_size):
+        batch = {
+            k: v.to(device) for k, v in collate(mine[start : start + batch_size], pad_id).items()
+        }
+        r = sequence_rewards(model, batch["input_ids"], batch["attention_mask"]).float()
+        diff = r[batch["better"]] - r[batch["worse"]]
+        strict = ~batch["tie"]
+        sums["pairs"] += strict.sum().item()
+        sums["correct"] += (diff > 0)[strict].sum().item()
+        sums["loss"] += -torch.nn.functional.logsigmoid(diff[strict]).sum().item()
+        gold = strict & batch["gold"]
+        sums["gold_pairs"] += gold.sum().item()
+        sums["gold_correct"] += (diff > 0)[gold].sum().item()
+        sums["tie_pairs"] += batch["tie"].sum().item()
+        sums["tie_absdiff"] += diff[batch["tie"]].abs().sum().item()
+        unsafe = batch["unsafe"]
+        sums["unsafe_n"] += unsafe.sum().item()
+        sums["unsafe_sum"] += r[unsafe].sum().item()
+        sums["other_n"] += (~unsafe).sum().item()
+        sums["other_sum"] += r[~unsafe].sum().item()
+    if accelerator is not None and world > 1:
+        total = accelerator.reduce(torch.tensor([sums[k] for k in EVAL_SUMS], device=device), "sum")
+        sums = dict(zip(EVAL_SUMS, total.tolist(), strict=True))
+    model.train(was_training)
+
+    def ratio(a: str, b: str) -> float | None:
+        return sums[a] / sums[b] if sums[b] else None
+
+    return {
+        "accuracy": ratio("correct", "pairs"),
+        "loss": ratio("loss", "pairs"),
+        "pairs": int(sums["pairs"]),
+        "gold_accuracy": ratio("gold_correct", "gold_pairs"),
+        "gold_pairs": int(sums["gold_pairs"]),
+        "tie_pairs": int(sums["tie_pairs"]),
+        "tie_mean_abs_diff": ratio("tie_absdiff", "tie_pairs"),
+        "unsafe_responses": int(sums["unsafe_n"]),
+        "mean_reward_unsafe": ratio("unsafe_sum", "unsafe_n"),
+        "mean_reward_other": ratio("other_sum", "other_n"),
+    }  # type: ignore[return-value]
+
+
+def _comparisons(records: Sequence[Record], config: RewardConfig) -> list[Comparison]:
+    return records_to_comparisons(
+        records,
+        ties=config.ties,
+        expansion=config.expansion,
+        margin_scale=config.margin_scale if config.margin else None,
+        rater_weights=config.rater_weights,
+    )
+
+
+def train_reward_model(
+    config: RewardConfig,
+    records: Sequence[Record] | None = None,
+    eval_records: Sequence[Record] | None = None,
+) -> dict[str, Any]:
+    """Fit a reward model on `records` (or `config.data`), evaluate, save to `config.out`."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_scheduler
+
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.grad_accum,
+        mixed_precision="bf16" if config.bf16 else "no",
+    )
+    if torch.cuda.is_available():  # TF32 matmuls: ~free speed on Ampere+, fine for a BT loss
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    set_seed(config.seed)
+
+    # 1. Data: comparisons, a held-out split by prompt, tokens.
+    records = list(records) if records is not None else read_records(config.data or "")
+    if eval_records is None and config.eval_data:
+        eval_records = read_records(config.eval_data)
+    train_c = _comparisons(records, config)
+    if eval_records is not None:
+        eval_c = _comparisons(eval_records, config)
+    else:
+        train_c, eval_c = split_by_prompt(train_c, config.eval_fraction, config.seed)
+    if not train_c:
+        raise ValueError("no training pairs: every record was a tie, unrankable, or held out")
+    model, tokenizer = load_reward_model(config.model, config)
+    encode = partial(
+        encode_comparisons, tokenizer=tokenizer, max_length=config.max_length,
+        append_eos=config.append_eos,
+    )  # fmt: skip
+    train_e, eval_e = encode(train_c), encode(eval_c)
+    pad_id = tokenizer.pad_token_id
+    sampler = LengthGroupedBatches(
+        [e.n_tokens for e in train_e], config.batch_size, seed=config.seed,
+        group=config.group_by_length,
+    )  # fmt: skip
+    loader = DataLoader(train_e, batch_sampler=sampler, collate_fn=partial(collate, pad_id=pad_id))
+
+    # 2. Optimizer and a linear schedule counted in optimizer steps of one process.
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    total_steps = math.ceil(len(loader) / config.grad_accum) * config.epochs
+    scheduler = get_scheduler(
+        "linear", optimizer, round(config.warmup_ratio * total_steps), total_steps
+    )
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+
+    # 3. Train: one forward per distinct response, the loss over every pair it is in.
+    history, n_pairs, t0 = [], 0, time.perf_counter()
+    bar = tqdm(
+        total=len(loader) * config.epochs, desc="reward",
+        disable=not (config.progress and accelerator.is_main_process),
+    )  # fmt: skip
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        run_loss = run_correct = run_pairs = 0.0
+        for batch in loader:
+            with accelerator.accumulate(model):  # prepare() already wrapped forward in autocast
+                rewards = sequence_rewards(model, batch["input_ids"], batch["attention_mask"])
+                rewards = rewards.float()
+                loss = batch_loss(rewards, batch, config)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(params, config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                strict = ~batch["tie"]
+                diff = (rewards[batch["better"]] - rewards[batch["worse"]])[strict]
+                run_correct += (diff > 0).sum().item()
+                run_pairs += strict.sum().item()
+                run_loss += loss.item() * strict.sum().item()
+            n_pairs += len(batch["better"])
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{run_loss / max(run_pairs, 1):.4f}",
+                acc=f"{run_correct / max(run_pairs, 1):.3f}",
+            )
+        # The unwrapped model: an eval forward through DDP would sync buffers across ranks.
+        ev = evaluate(
+            accelerator.unwrap_model(model), eval_e, pad_id=pad_id,
+            batch_size=config.eval_batch_size, accelerator=accelerator,
+        )  # fmt: skip
+        row = {"epoch": epoch, "train_loss": run_loss / max(run_pairs, 1),
+               "train_accuracy": run_correct / max(run_pairs, 1), **{f"eval_{k}": v for k, v in ev.items()}}  # fmt: skip
+        history.append(row)
+        if accelerator.is_main_process:
+            bar.write(
+                json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+            )
+    bar.close()
+    seconds = time.perf_counter() - t0
+
+    # 4. Save: merged weights (safetensors), tokenizer, config, data hashes, metrics.
+    metrics = {
+        **history[-1],
+        "history": history,
+        "train_comparisons": len(train_c),
+        "eval_comparisons": len(eval_c),
+        "train_pairs_seen": n_pairs * accelerator.num_processes,
+        "train_seconds": seconds,
+        "train_pairs_per_second": n_pairs * accelerator.num_processes / seconds,
+    }
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process and config.out:
+        model = accelerator.unwrap_model(model)
+        data_info = {"train_data_sha256": data_hash(records)}
+        if eval_records is not None:
+            data_info["eval_data_sha256"] = data_hash(eval_records)
+        save_reward_model(
+            model, tokenizer, config.out, config=config, metrics=metrics, data=data_info
+        )
+    return metrics
+
+
+def save_reward_model(
+    model: Any, tokenizer: Any, out: str, *, config: RewardConfig, metrics: dict[str, Any],
+    data: dict[str, str],
+) -> None:  # fmt: skip
+    """save_pretrained (LoRA merged) + tokenizer + training config, data hash and metrics."""
+    import transformers
+
+    if hasattr(model, "merge_and_unload"):  # LoRA: ship plain weights any loader understands
+        model = model.merge_and_unload()
+    path = Path(out)
+    path.mkdir(parents=True, exist_ok=True)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    meta = {
+        "kind": "reward_model",
+        "config": dataclasses.asdict(config),
+        **data,
+        "pad_equals_eos": tokenizer.pad_token_id == tokenizer.eos_token_id,
+        "score_position": "last token with attention_mask == 1",
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+    }
+    (path / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    (path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def evaluate_saved(
+    model_dir: str, data: str, *, max_length: int = 512, batch_size: int = 32
+) -> dict[str, Any]:
+    """Score a JSONL file with a saved reward model: accuracy, loss and pair counts."""
+    config = RewardConfig(ties="equal")
+    meta_path = Path(model_dir) / META_FILE
+    append_eos = True
+    if meta_path.exists():
+        append_eos = json.loads(meta_path.read_text())["config"].get("append_eos", True)
+    model, tokenizer = load_reward_model(model_dir, config)
+    comps = _comparisons(read_records(data), config)
+    enc = encode_comparisons(comps, tokenizer, max_length=max_length, append_eos=append_eos)
+    return evaluate(model, enc, pad_id=tokenizer.pad_token_id, batch_size=batch_size)
+
+
+def _run_reward(args: argparse.Namespace) -> int:
+    metrics = train_reward_model(dataclass_from_namespace(RewardConfig, args))
+    keep = ("train_pairs_per_second", "eval_accuracy", "eval_loss", "eval_pairs")
+    print(json.dumps({k: metrics.get(k) for k in keep}))
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    result = evaluate_saved(
+        args.model, args.data, max_length=args.max_length, batch_size=args.batch_size
+    )
+    print(json.dumps(result))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add the `reward` and `reward-eval` subcommands."""
+    train = subparsers.add_parser(
+        "reward", help="Train a Bradley-Terry reward model.", description=__doc__
+    )
+    dataclass_to_arguments(train, RewardConfig, required=("model", "out", "data"))
+    train.set_defaults(func=_run_reward)
+    ev = subparsers.add_parser("reward-eval", help="Score a preference file with a reward model.")
+    ev.add_argument("--model", required=True, help="A directory written by `reward`.")
+    ev.add_argument("--data", required=True, help="JSONL: export records or TRL pairs.")
+    ev.add_argument("--max-length", type=int, default=512, help="Tokens per sequence.")
+    ev.add_argument("--batch-size", type=int, default=32, help="Comparisons per batch.")
+    ev.set_defaults(func=_run_eval)
