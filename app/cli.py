@@ -105,14 +105,17 @@ def db_current() -> None:
     typer.echo(f"database: {current_revision(get_engine())}  code head: {head_revision()}")
 
 
-def _password_option() -> str:
-    return typer.Option(
-        ...,
-        prompt=True,
-        hide_input=True,
-        confirmation_prompt=True,
-        help="Read from a prompt (or stdin) when not given.",
-    )
+def _password_option() -> str | None:
+    return typer.Option(None, help="Prefer the prompt: a password here lands in shell history.")
+
+
+def _read_password(given: str | None) -> str:
+    """The password given, prompted for (twice) on a terminal, or read as one line from stdin."""
+    if given is not None:
+        return given
+    if sys.stdin.isatty():
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    return sys.stdin.readline().rstrip("\n")
 
 
 @users_cli.command("create")
@@ -121,33 +124,28 @@ def users_create(
     admin: bool = typer.Option(False, "--admin", help="Give the admin role."),
     name: str = typer.Option("", help="Display name."),
     specialty: str | None = typer.Option(None, help="Clinical specialty."),
-    password: str = _password_option(),
+    password: str | None = _password_option(),
 ) -> None:
-    """Create a rater (or, with --admin, an admin)."""
+    """Create a rater (or, with --admin, an admin); the password is prompted for."""
     from app.services.users import create_user
 
+    role = "admin" if admin else "rater"
     with session_scope() as session:
-        user = create_user(
-            session,
-            email=email,
-            password=password,
-            display_name=name,
-            role="admin" if admin else "rater",
-            specialty=specialty,
-        )
+        user = create_user(session, email=email, password=_read_password(password),
+                           display_name=name, role=role, specialty=specialty)
         typer.echo(f"created {user.role} {user.email} (pseudonym {user.pseudonym})")
 
 
 @users_cli.command("set-password")
 def users_set_password(
     email: str = typer.Argument(..., help="Login email."),
-    password: str = _password_option(),
+    password: str | None = _password_option(),
 ) -> None:
-    """Set a user's password (and clear a lockout)."""
+    """Set a user's password (and clear a lockout); the password is prompted for."""
     from app.services.users import set_password
 
     with session_scope() as session:
-        user = set_password(session, email=email, password=password)
+        user = set_password(session, email=email, password=_read_password(password))
         typer.echo(f"password set for {user.email}")
 
 
