@@ -32,6 +32,7 @@ services:
 
 lint:
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: install-all services lint
 	$(BIN)/pytest

@@ -106,7 +106,9 @@ def db_current() -> None:
 
 
 def _password_option() -> str | None:
-    return typer.Option(None, help="Prefer the prompt: a password here lands in shell history.")
+    help_text = "Prefer the prompt: a password here lands in shell history."
+    option: str | None = typer.Option(None, help=help_text)
+    return option
 
 
 def _read_password(given: str | None) -> str:
