@@ -154,6 +154,59 @@ def ranking_to_pairwise(
     return rows
 
 
+class Message(_Record):
+    """One chat message: TRL's conversational format."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ConversationalPairwiseRecord(_Record):
+    """A pairwise row in TRL's conversational format: prompt, chosen and rejected as messages."""
+
+    kind: Literal["pairwise_conversational"] = "pairwise_conversational"
+    prompt: list[Message]
+    chosen: list[Message]
+    rejected: list[Message]
+    margin: float = 0.0
+    tie: bool = False
+    comparison_id: int | str | None = None
+    judgment_id: int | str | None = None
+    rater: str | None = None
+    campaign: str | None = None
+    round: int | None = None
+    is_gold: bool = False
+    weight: float = 1.0
+    chosen_flags: list[str] = Field(default_factory=list)
+    rejected_flags: list[str] = Field(default_factory=list)
+
+
+class AggregatedRecord(_Record):
+    """One comparison with every live judgment on it pooled: consensus, agreement, BT scores."""
+
+    kind: Literal["aggregated"] = "aggregated"
+    schema_version: str = SCHEMA_VERSION
+    comparison_id: int | str
+    prompt: str
+    responses: list[ResponseRecord] = Field(
+        min_length=2, description="In the comparison's canonical order; flags pooled over raters."
+    )
+    consensus_ranks: list[int] = Field(
+        description="Dense ranks of the raters' mean rank per response (0 best; equal ranks tie)."
+    )
+    bt_scores: list[float] = Field(
+        description="Bradley-Terry log-strengths per response: P(i beats j) = sigmoid(s_i - s_j)."
+    )
+    n_raters: int = Field(ge=0, description="Raters whose live judgment ranks the responses.")
+    agreement: float | None = Field(
+        None, ge=0, le=1, description="Mean pairwise agreement between raters (None below 2 raters)."
+    )
+    raters: list[str] = Field(default_factory=list, description="Pseudonyms of those raters.")
+    campaign: str | None = None
+    round: int | None = None
+    is_gold: bool = False
+
+
 class ImportResponse(_Record):
     """A response to import: its text and the policy that wrote it."""
 

@@ -1,0 +1,95 @@
+"""The export's options: one model for the REST query string, the CLI and the worker."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.errors import ValidationFailed
+from trainer.schema import PairExpansion, TieHandling
+
+Shape = Literal["pairwise", "ranking", "aggregated"]
+Format = Literal["jsonl", "parquet"]
+Style = Literal["standard", "conversational"]
+
+
+class ExportQuery(BaseModel):
+    """What to export and how; unknown options are refused."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"shape": "pairwise", "format": "jsonl", "ties": "drop", "campaign_id": 1},
+                {"shape": "aggregated", "format": "parquet", "min_agreement": 0.6},
+            ]
+        },
+    )
+
+    shape: Shape = Field(
+        "pairwise",
+        description="pairwise: TRL prompt/chosen/rejected rows; ranking: one raw weak order per "
+        "judgment; aggregated: one row per comparison with consensus, agreement and BT scores.",
+    )
+    format: Format = Field("jsonl", description="jsonl (one JSON object a line) or parquet.")
+    style: Style = Field(
+        "standard",
+        description="pairwise only: standard (strings) or conversational (TRL message lists).",
+    )
+    ties: TieHandling = Field(
+        "drop", description="pairwise: drop tied pairs, or keep them with tie=true."
+    )
+    expansion: PairExpansion = Field(
+        "all", description="pairwise: every implied pair of a K-way ranking, or best vs rest."
+    )
+    min_agreement: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Keep comparisons whose raters agree at least this much (mean pairwise "
+        "agreement); comparisons with a single rater are dropped when set.",
+    )
+    exclude_gold: bool = Field(False, description="Leave out gold (quality-control) comparisons.")
+    include_superseded: bool = Field(
+        False,
+        description="Also export corrected-away judgments; by default only each rater's latest "
+        "correction per comparison is exported.",
+    )
+    campaign_id: int | None = Field(None, ge=1, description="Only this campaign.")
+    round_id: int | None = Field(
+        None, ge=1, description="Only comparisons whose responses this training round generated."
+    )
+    rater: str | None = Field(None, max_length=32, description="Only this rater pseudonym.")
+    created_after: datetime | None = Field(
+        None, description="Judgments made at or after this time (ISO 8601)."
+    )
+    created_before: datetime | None = Field(
+        None, description="Judgments made before this time (ISO 8601)."
+    )
+    max_judgment_id: int | None = Field(
+        None, ge=1, description="A fixed snapshot: judgments with id up to this one."
+    )
+
+    @model_validator(mode="after")
+    def _options_fit_shape(self) -> ExportQuery:
+        if self.style == "conversational" and self.shape != "pairwise":
+            raise ValidationFailed(
+                "the conversational style is for the pairwise shape", field="style"
+            )
+        if self.include_superseded and self.shape == "aggregated":
+            raise ValidationFailed(
+                "aggregated pools each rater's latest judgment; drop include_superseded",
+                field="include_superseded",
+            )
+        for name in ("created_after", "created_before"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValidationFailed("give a time zone, e.g. 2026-01-31T00:00:00Z", field=name)
+        return self
+
+    @property
+    def grouped(self) -> bool:
+        """True when rows must arrive grouped by comparison (agreement is needed)."""
+        return self.shape == "aggregated" or self.min_agreement is not None

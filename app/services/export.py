@@ -1,0 +1,75 @@
+"""Export preference data (pairwise, ranking, aggregated) as streamed JSONL or Parquet bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound
+from app.models import Campaign, TrainingRound
+from app.schemas.export import ExportQuery
+from app.services.export_formats import SCHEMAS, jsonl_chunks, parquet_chunks
+from app.services.export_records import records
+from app.services.export_rows import BATCH_ROWS, stream_judgments
+
+MEDIA_TYPES = {"jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
+
+
+@dataclass(frozen=True)
+class Export:
+    """A ready-to-stream export: its bytes (lazy), media type and a file name."""
+
+    chunks: Iterator[bytes]
+    media_type: str
+    filename: str
+
+
+def _check_references(session: Session, query: ExportQuery) -> None:
+    # An unknown campaign or round is a typo to report, not an empty file to hand back.
+    if query.campaign_id is not None and session.get(Campaign, query.campaign_id) is None:
+        raise NotFound(f"no campaign with id {query.campaign_id}", field="campaign_id")
+    if query.round_id is not None and session.get(TrainingRound, query.round_id) is None:
+        raise NotFound(f"no training round with id {query.round_id}", field="round_id")
+
+
+def _schema_key(query: ExportQuery) -> str:
+    if query.shape == "pairwise" and query.style == "conversational":
+        return "pairwise_conversational"
+    return query.shape
+
+
+def export_bytes(
+    session: Session, *, query: ExportQuery, batch_rows: int = BATCH_ROWS
+) -> Iterator[bytes]:
+    """The export's bytes, produced lazily while the caller consumes them."""
+    rows = records(stream_judgments(session, query=query, batch_rows=batch_rows), query)
+    if query.format == "parquet":
+        return parquet_chunks(rows, schema=SCHEMAS[_schema_key(query)])
+    return jsonl_chunks(rows)
+
+
+def start_export(session: Session, *, query: ExportQuery) -> Export:
+    """Validate the references now (so errors are a 4xx, not a broken stream), then stream."""
+    _check_references(session, query)
+    suffix = query.format
+    name = f"prefloop-{_schema_key(query)}"
+    if query.campaign_id is not None:
+        name += f"-campaign{query.campaign_id}"
+    return Export(
+        chunks=export_bytes(session, query=query),
+        media_type=MEDIA_TYPES[query.format],
+        filename=f"{name}.{suffix}",
+    )
+
+
+def campaign_id_by_name(session: Session, *, name: str) -> int:
+    """The id of a campaign given by name or by id (for the CLI)."""
+    if name.isdigit():
+        return int(name)
+    found = session.scalar(select(Campaign.id).where(Campaign.name == name))
+    if found is None:
+        raise NotFound(f"no campaign named {name!r}", field="campaign")
+    return found

@@ -1,0 +1,165 @@
+"""Writers that turn a stream of export rows into a stream of bytes: JSONL and Parquet.
+
+Both hand back bytes in chunks as they go, so an HTTP response or a file grows while memory holds
+one chunk (JSONL) or one row group (Parquet).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+JSONL_CHUNK_BYTES = 256 * 1024
+PARQUET_ROW_GROUP = 10_000
+
+
+def _default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default).encode
+
+
+def jsonl_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    """UTF-8 JSON lines, yielded in chunks of about JSONL_CHUNK_BYTES."""
+    lines: list[str] = []
+    size = 0
+    for row in rows:
+        line = _encode(row)
+        lines.append(line)
+        size += len(line)
+        if size >= JSONL_CHUNK_BYTES:
+            lines.append("")
+            yield "\n".join(lines).encode()
+            lines, size = [], 0
+    if lines:
+        lines.append("")
+        yield "\n".join(lines).encode()
+
+
+_FLAGS = pa.list_(pa.string())
+_MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+_RESPONSES = pa.list_(
+    pa.struct(
+        [
+            ("response_id", pa.int64()),
+            ("text", pa.string()),
+            ("model_version", pa.string()),
+            ("flags", _FLAGS),
+        ]
+    )
+)
+
+
+def _pairwise(text: pa.DataType, kind: str) -> pa.Schema:
+    return pa.schema(
+        [
+            ("kind", pa.string()),
+            ("prompt", text),
+            ("chosen", text),
+            ("rejected", text),
+            ("margin", pa.float64()),
+            ("tie", pa.bool_()),
+            ("comparison_id", pa.int64()),
+            ("judgment_id", pa.int64()),
+            ("rater", pa.string()),
+            ("campaign", pa.string()),
+            ("round", pa.int64()),
+            ("is_gold", pa.bool_()),
+            ("weight", pa.float64()),
+            ("chosen_flags", _FLAGS),
+            ("rejected_flags", _FLAGS),
+        ],
+        metadata={"prefloop.kind": kind},
+    )
+
+
+# Fixed schemas: inferring one per row group would break when a group holds only nulls.
+SCHEMAS = {
+    "pairwise": _pairwise(pa.string(), "pairwise"),
+    "pairwise_conversational": _pairwise(_MESSAGES, "pairwise_conversational"),
+    "ranking": pa.schema(
+        [
+            ("kind", pa.string()),
+            ("schema_version", pa.string()),
+            ("comparison_id", pa.int64()),
+            ("judgment_id", pa.int64()),
+            ("prompt", pa.string()),
+            ("responses", _RESPONSES),
+            ("ranks", pa.list_(pa.int64())),
+            ("strength", pa.int64()),
+            ("not_rankable", pa.bool_()),
+            ("rater", pa.string()),
+            ("campaign", pa.string()),
+            ("round", pa.int64()),
+            ("is_gold", pa.bool_()),
+            ("weight", pa.float64()),
+            ("created_at", pa.timestamp("us", tz="UTC")),
+        ]
+    ),
+    "aggregated": pa.schema(
+        [
+            ("kind", pa.string()),
+            ("schema_version", pa.string()),
+            ("comparison_id", pa.int64()),
+            ("prompt", pa.string()),
+            ("responses", _RESPONSES),
+            ("consensus_ranks", pa.list_(pa.int64())),
+            ("bt_scores", pa.list_(pa.float64())),
+            ("n_raters", pa.int64()),
+            ("agreement", pa.float64()),
+            ("raters", pa.list_(pa.string())),
+            ("campaign", pa.string()),
+            ("round", pa.int64()),
+            ("is_gold", pa.bool_()),
+        ]
+    ),
+}
+
+
+class _Drain:
+    """A write-only file that keeps what was written until it is drained."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing to flush: parts are drained by the reader."""
+
+    def drain(self) -> bytes:
+        """Everything written since the last drain."""
+        out = b"".join(self.parts)
+        self.parts = []
+        return out
+
+
+def parquet_chunks(
+    rows: Iterable[dict[str, Any]], *, schema: pa.Schema, row_group: int = PARQUET_ROW_GROUP
+) -> Iterator[bytes]:
+    """A Parquet file, one row group at a time (the footer comes last, as Parquet wants)."""
+    sink = _Drain()
+    writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema, compression="zstd")
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= row_group:
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            batch = []
+            yield sink.drain()
+    if batch:
+        writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+    writer.close()
+    yield sink.drain()

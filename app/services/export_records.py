@@ -1,0 +1,176 @@
+"""Export rows as plain dicts in the fields of trainer.schema's records, one function per shape.
+
+Dicts rather than the Pydantic records because building a model per pair costs several times
+the whole database read; tests validate every shape against trainer.schema so the two agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from app.schemas.export import ExportQuery
+from app.services.agreement import bradley_terry, consensus_ranks, mean_pairwise_agreement
+from app.services.export_rows import JudgmentRow
+from trainer.schema import SCHEMA_VERSION, PairExpansion, TieHandling, implied_pairs
+
+Row = dict[str, Any]
+
+
+def pairwise_rows(
+    row: JudgmentRow, *, ties: TieHandling, expansion: PairExpansion, conversational: bool
+) -> Iterator[Row]:
+    """The pairs one judgment implies, as trainer.schema.ranking_to_pairwise expands them."""
+    if row.not_rankable or row.ranks is None:
+        return
+    ranks, flags = row.ranks, row.flags
+    for better, worse, tie in implied_pairs(ranks, ties=ties, expansion=expansion):
+        # The strength is the rater's margin of the best over the next: the top pair only.
+        top = ranks[better] == 0 and ranks[worse] == 1
+        margin = float(row.strength) if (row.strength is not None and top) else 0.0
+        prompt: Any = row.prompt
+        chosen: Any = row.texts[better]
+        rejected: Any = row.texts[worse]
+        if conversational:
+            prompt = [{"role": "user", "content": prompt}]
+            chosen = [{"role": "assistant", "content": chosen}]
+            rejected = [{"role": "assistant", "content": rejected}]
+        yield {
+            "kind": "pairwise_conversational" if conversational else "pairwise",
+            "prompt": prompt,
+            "chosen": chosen,
+            "rejected": rejected,
+            "margin": margin,
+            "tie": tie,
+            "comparison_id": row.comparison_id,
+            "judgment_id": row.id,
+            "rater": row.rater,
+            "campaign": row.campaign,
+            "round": row.round,
+            "is_gold": row.is_gold,
+            "weight": 1.0,
+            "chosen_flags": list(flags.get(str(row.shown_order[better]), ())),
+            "rejected_flags": list(flags.get(str(row.shown_order[worse]), ())),
+        }
+
+
+def ranking_row(row: JudgmentRow) -> Row:
+    """One judgment as a RankingRecord: the raw weak order over the responses as shown."""
+    return {
+        "kind": "ranking",
+        "schema_version": SCHEMA_VERSION,
+        "comparison_id": row.comparison_id,
+        "judgment_id": row.id,
+        "prompt": row.prompt,
+        "responses": [
+            {
+                "response_id": rid,
+                "text": text,
+                "model_version": label,
+                "flags": list(row.flags.get(str(rid), ())),
+            }
+            for rid, text, label in zip(row.shown_order, row.texts, row.labels, strict=True)
+        ],
+        "ranks": list(row.ranks or []),
+        "strength": row.strength,
+        "not_rankable": row.not_rankable,
+        "rater": row.rater,
+        "campaign": row.campaign,
+        "round": row.round,
+        "is_gold": row.is_gold,
+        "weight": 1.0,
+        "created_at": row.created_at,
+    }
+
+
+def latest_per_rater(group: list[JudgmentRow]) -> list[JudgmentRow]:
+    """Each rater's newest judgment in a comparison's group."""
+    latest: dict[str, JudgmentRow] = {}
+    for row in group:
+        if row.rater not in latest or row.id > latest[row.rater].id:
+            latest[row.rater] = row
+    return list(latest.values())
+
+
+def group_agreement(group: list[JudgmentRow]) -> float | None:
+    """Mean pairwise agreement of the raters' latest rankings of one comparison."""
+    rankings = [r for row in latest_per_rater(group) if (r := row.ranking()) is not None]
+    return mean_pairwise_agreement(rankings)
+
+
+def aggregated_row(group: list[JudgmentRow]) -> Row:
+    """One comparison's judgments pooled: consensus, agreement, Bradley-Terry scores."""
+    first = group[0]
+    items = first.items or first.shown_order
+    texts: dict[int, tuple[str, str]] = {}
+    pooled: dict[int, set[str]] = {rid: set() for rid in items}
+    for row in group:
+        texts.update(zip(row.shown_order, zip(row.texts, row.labels, strict=True), strict=True))
+        for rid, names in row.flags.items():
+            pooled.setdefault(int(rid), set()).update(names)
+    ranked = [(row.rater, r) for row in latest_per_rater(group) if (r := row.ranking())]
+    rankings = [r for _, r in ranked]
+    return {
+        "kind": "aggregated",
+        "schema_version": SCHEMA_VERSION,
+        "comparison_id": first.comparison_id,
+        "prompt": first.prompt,
+        "responses": [
+            {
+                "response_id": rid,
+                "text": texts[rid][0],
+                "model_version": texts[rid][1],
+                "flags": sorted(pooled[rid]),
+            }
+            for rid in items
+        ],
+        "consensus_ranks": consensus_ranks(items, rankings),
+        "bt_scores": bradley_terry(items, rankings),
+        "n_raters": len(rankings),
+        "agreement": mean_pairwise_agreement(rankings),
+        "raters": sorted(rater for rater, _ in ranked),
+        "campaign": first.campaign,
+        "round": first.round,
+        "is_gold": first.is_gold,
+    }
+
+
+def by_comparison(batches: Iterable[list[JudgmentRow]]) -> Iterator[list[JudgmentRow]]:
+    """Consecutive rows of one comparison as a group (rows arrive ordered by comparison)."""
+    group: list[JudgmentRow] = []
+    for batch in batches:
+        for row in batch:
+            if group and row.comparison_id != group[0].comparison_id:
+                yield group
+                group = []
+            group.append(row)
+    if group:
+        yield group
+
+
+def records(batches: Iterable[list[JudgmentRow]], query: ExportQuery) -> Iterator[Row]:
+    """The export's rows in the query's shape, after the agreement filter."""
+    if query.grouped:
+        for group in by_comparison(batches):
+            if query.min_agreement is not None:
+                agreement = group_agreement(group)
+                if agreement is None or agreement < query.min_agreement:
+                    continue
+            if query.shape == "aggregated":
+                yield aggregated_row(group)
+            else:
+                yield from _per_judgment(group, query)
+    else:
+        for batch in batches:
+            yield from _per_judgment(batch, query)
+
+
+def _per_judgment(rows: Iterable[JudgmentRow], query: ExportQuery) -> Iterator[Row]:
+    if query.shape == "ranking":
+        yield from (ranking_row(row) for row in rows)
+        return
+    conversational = query.style == "conversational"
+    for row in rows:
+        yield from pairwise_rows(
+            row, ties=query.ties, expansion=query.expansion, conversational=conversational
+        )

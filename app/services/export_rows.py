@@ -1,0 +1,214 @@
+"""The export's source: judgment rows streamed from the database, with their texts, in batches.
+
+One server-side cursor (PostgreSQL) walks the judgments; each batch then fetches the texts of the
+responses it shows in one query. Memory holds one batch, whatever the size of the export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from json import loads
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Integer,
+    Select,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    exists,
+    null,
+    select,
+)
+from sqlalchemy.orm import Session, aliased
+
+from app.errors import Conflict
+from app.models import Campaign, Comparison, ComparisonItem, Judgment, Prompt, Response, User
+from app.schemas.export import ExportQuery
+
+BATCH_ROWS = 2000
+
+
+@dataclass(slots=True)
+class JudgmentRow:
+    """One judgment with everything an export record needs; texts are in display order."""
+
+    id: int
+    comparison_id: int
+    shown_order: list[int]
+    ranks: list[int] | None
+    strength: int | None
+    not_rankable: bool
+    flags: dict[str, list[str]]
+    created_at: datetime | None
+    rater: str
+    campaign: str
+    round: int | None
+    is_gold: bool
+    prompt: str
+    texts: list[str]
+    labels: list[str]
+    items: list[int] | None = None  # the comparison's response ids in canonical order
+
+    def ranking(self) -> dict[int, int] | None:
+        """{response_id: rank}, or None for a not-rankable verdict."""
+        if self.not_rankable or self.ranks is None:
+            return None
+        return dict(zip(self.shown_order, self.ranks, strict=True))
+
+
+def live_only() -> Any:
+    """The live judgments: those no correction supersedes."""
+    later = aliased(Judgment)
+    return ~exists().where(later.supersedes_id == Judgment.id)
+
+
+def judgment_filters(query: ExportQuery) -> list[Any]:
+    """WHERE clauses for the export's filters (shared with the row count in tests and bench)."""
+    clauses: list[Any] = []
+    if not query.include_superseded:
+        clauses.append(live_only())
+    if query.campaign_id is not None:
+        clauses.append(Comparison.campaign_id == query.campaign_id)
+    if query.round_id is not None:
+        clauses.append(Comparison.round_id == query.round_id)
+    if query.exclude_gold:
+        clauses.append(Comparison.is_gold.is_(False))
+    if query.rater is not None:
+        clauses.append(User.pseudonym == query.rater)
+    if query.created_after is not None:
+        clauses.append(Judgment.created_at >= query.created_after)
+    if query.created_before is not None:
+        clauses.append(Judgment.created_at < query.created_before)
+    if query.max_judgment_id is not None:
+        clauses.append(Judgment.id <= query.max_judgment_id)
+    return clauses
+
+
+def judgment_select(query: ExportQuery) -> Select[Any]:
+    """The judgments to export, joined to what each row names, in a stable order."""
+    # JSON columns come as text and are parsed once in Python, and created_at only when the
+    # shape shows it: per-value type processing costs more than the database's whole read.
+    created = Judgment.created_at if query.shape == "ranking" else null()
+    stmt = (
+        select(
+            Judgment.id,
+            Judgment.comparison_id,
+            cast(Judgment.shown_order, Text),
+            cast(Judgment.ranks, Text),
+            Judgment.strength,
+            Judgment.not_rankable,
+            cast(Judgment.flags, Text),
+            created,
+            User.pseudonym,
+            Campaign.name,
+            Comparison.round_id,
+            Comparison.is_gold,
+            Prompt.text,
+        )
+        .join(User, User.id == Judgment.rater_id)
+        .join(Comparison, Comparison.id == Judgment.comparison_id)
+        .join(Campaign, Campaign.id == Comparison.campaign_id)
+        .join(Prompt, Prompt.id == Comparison.prompt_id)
+        .where(and_(True, *judgment_filters(query)))
+    )
+    # Grouped shapes need a comparison's judgments together; the rest stream in id order.
+    order = (Judgment.comparison_id, Judgment.id) if query.grouped else (Judgment.id,)
+    return stmt.order_by(*order)
+
+
+def _id_in(column: Any, ids: set[int], dialect: str) -> Any:
+    # One array parameter on PostgreSQL instead of thousands of bound values.
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", list(ids), type_=ARRAY(Integer)))
+    return column.in_(ids)
+
+
+def _texts(conn: Connection, ids: set[int]) -> dict[int, tuple[str, str]]:
+    rows = conn.execute(
+        select(Response.id, Response.text, Response.model_label).where(
+            _id_in(Response.id, ids, conn.dialect.name)
+        )
+    )
+    return {rid: (text, label) for rid, text, label in rows}
+
+
+def _items(conn: Connection, comparison_ids: set[int]) -> dict[int, list[int]]:
+    rows = conn.execute(
+        select(ComparisonItem.comparison_id, ComparisonItem.response_id)
+        .where(_id_in(ComparisonItem.comparison_id, comparison_ids, conn.dialect.name))
+        .order_by(ComparisonItem.comparison_id, ComparisonItem.position)
+    )
+    out: dict[int, list[int]] = {}
+    for cid, rid in rows:
+        out.setdefault(cid, []).append(rid)
+    return out
+
+
+def _enrich(conn: Connection, batch: list[Any], *, with_items: bool) -> list[JudgmentRow]:
+    parsed = [(row, loads(row[2])) for row in batch]
+    texts = _texts(conn, {rid for _, shown in parsed for rid in shown})
+    items = _items(conn, {row[1] for row in batch}) if with_items else {}
+    out = []
+    for (
+        jid,
+        cid,
+        _,
+        ranks,
+        strength,
+        nr,
+        flags,
+        at,
+        rater,
+        camp,
+        rnd,
+        gold,
+        prompt,
+    ), shown in parsed:
+        missing = [rid for rid in shown if rid not in texts]
+        if missing:
+            raise Conflict(f"judgment {jid} shows response {missing[0]}, which no longer exists")
+        out.append(
+            JudgmentRow(
+                id=jid,
+                comparison_id=cid,
+                shown_order=shown,
+                ranks=None if ranks is None else loads(ranks),
+                strength=strength,
+                not_rankable=nr,
+                flags=loads(flags) if flags and flags != "{}" else {},
+                created_at=at,
+                rater=rater,
+                campaign=camp,
+                round=rnd,
+                is_gold=gold,
+                prompt=prompt,
+                texts=[texts[rid][0] for rid in shown],
+                labels=[texts[rid][1] for rid in shown],
+                items=items.get(cid),
+            )
+        )
+    return out
+
+
+def stream_judgments(
+    session: Session, *, query: ExportQuery, batch_rows: int = BATCH_ROWS
+) -> Iterator[list[JudgmentRow]]:
+    """Batches of export rows; a server-side cursor keeps memory to one batch on PostgreSQL."""
+    # Core on the session's connection (same transaction), not ORM: rows, not entities.
+    conn = session.connection()
+    result = conn.execute(
+        judgment_select(query),
+        execution_options={"stream_results": True, "max_row_buffer": batch_rows},
+    )
+    try:
+        for partition in result.partitions(batch_rows):
+            yield _enrich(conn, list(partition), with_items=query.shape == "aggregated")
+    finally:
+        result.close()
