@@ -246,8 +246,12 @@ def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
         "input_ids": input_ids,
         "attention_mask": mask,
         "unsafe": torch.tensor([u for enc in batch for u in enc.unsafe], dtype=torch.bool),
-        "better": torch.tensor([o + p.better for o, p in zip(offsets, pairs, strict=True)]),
-        "worse": torch.tensor([o + p.worse for o, p in zip(offsets, pairs, strict=True)]),
+        "better": torch.tensor(
+            [o + p.better for o, p in zip(offsets, pairs, strict=True)], dtype=torch.long
+        ),
+        "worse": torch.tensor(
+            [o + p.worse for o, p in zip(offsets, pairs, strict=True)], dtype=torch.long
+        ),
         "tie": torch.tensor([p.tie for p in pairs], dtype=torch.bool),
         "margin": torch.tensor([p.margin for p in pairs], dtype=torch.float),
         "weight": torch.tensor([p.weight for p in pairs], dtype=torch.float),

@@ -232,7 +232,10 @@ def train_reward_model(
 
     # 2. Optimizer and a linear schedule counted in optimizer steps of one process.
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    # Fused AdamW (one kernel for all tensors): also what transformers' Trainer defaults to.
+    optimizer = torch.optim.AdamW(
+        params, lr=config.lr, weight_decay=config.weight_decay, fused=True
+    )
     total_steps = math.ceil(len(loader) / config.grad_accum) * config.epochs
     scheduler = get_scheduler(
         "linear", optimizer, round(config.warmup_ratio * total_steps), total_steps
@@ -240,7 +243,7 @@ def train_reward_model(
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
     # 3. Train: one forward per distinct response, the loss over every pair it is in.
-    history, n_pairs, t0 = [], 0, time.perf_counter()
+    history, n_pairs, n_rows, t0 = [], 0, 0, time.perf_counter()
     bar = tqdm(
         total=len(loader) * config.epochs, desc="reward",
         disable=not (config.progress and accelerator.is_main_process),
@@ -266,6 +269,7 @@ def train_reward_model(
                 run_pairs += strict.sum().item()
                 run_loss += loss.item() * strict.sum().item()
             n_pairs += len(batch["better"])
+            n_rows += len(batch["input_ids"])
             bar.update(1)
             bar.set_postfix(
                 loss=f"{run_loss / max(run_pairs, 1):.4f}",
@@ -293,6 +297,7 @@ def train_reward_model(
         "train_comparisons": len(train_c),
         "eval_comparisons": len(eval_c),
         "train_pairs_seen": n_pairs * accelerator.num_processes,
+        "train_sequences_encoded": n_rows * accelerator.num_processes,
         "train_seconds": seconds,
         "train_pairs_per_second": n_pairs * accelerator.num_processes / seconds,
     }

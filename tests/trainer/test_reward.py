@@ -1,0 +1,173 @@
+"""Reward model training end to end on tiny models: scoring, learning, CLI, saved directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainer import reward
+from trainer.config import RewardConfig
+from trainer.data import data_hash, read_records, write_records
+from trainer.schema import RankingRecord
+
+MARKERS = ["excellent", "good", "poor", "awful"]  # best to worst
+FILLER = ["the", "patient", "should", "take", "water", "rest", "today", "doctor", "said", "then"]
+
+
+def marker_rankings(n: int, seed: int, *, start: int = 0) -> list[RankingRecord]:
+    """4-way rankings whose order is set by one marker word hidden in filler text."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(start, start + n):
+        order = rng.sample(range(4), 4)
+        texts = [
+            " ".join(
+                rng.choices(FILLER, k=3) + [MARKERS[m]] + rng.choices(FILLER, k=rng.randint(1, 6))
+            )
+            for m in order
+        ]
+        flags = [["unsafe"] if m == 3 else [] for m in order]
+        out.append(
+            RankingRecord(
+                comparison_id=i,
+                prompt=f"case {i}: how is the plan? ",
+                ranks=order,
+                responses=[{"text": t, "flags": f} for t, f in zip(texts, flags, strict=True)],
+                is_gold=i % 5 == 0,
+            )  # fmt: skip
+        )
+    return out
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():  # type: ignore[no-untyped-def]
+    """Tiny models on a shared 2-core box: one thread avoids OpenMP threads waiting on each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run a subcommand through the parser that `register` builds, as `python -m trainer` does."""
+    parser = argparse.ArgumentParser(prog="python -m trainer")
+    reward.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    return capsys.readouterr().out
+
+
+def test_score_is_read_at_the_last_real_token_when_pad_equals_eos(tiny_llama_dir: Path) -> None:
+    model, tok = reward.load_reward_model(str(tiny_llama_dir))
+    assert tok.pad_token_id == tok.eos_token_id
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.score.weight, std=1.0)
+    eos = tok.eos_token_id
+    rows = [
+        tok("short answer")["input_ids"] + [eos],
+        tok("a much longer answer here")["input_ids"] + [eos],
+    ]
+    width = max(map(len, rows))
+    ids = torch.tensor([r + [eos] * (width - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    with torch.no_grad():
+        ours = reward.sequence_rewards(model, ids, mask)
+        alone = [
+            model.score(model.model(torch.tensor([r])).last_hidden_state)[0, -1, 0] for r in rows
+        ]
+        pooled_by_pad_id = model(input_ids=ids, attention_mask=mask).logits.squeeze(-1)
+    assert torch.allclose(ours, torch.stack(alone), atol=1e-5)
+    # transformers' own pooling stops before the final EOS (transformers#35352): a real difference.
+    assert not torch.allclose(pooled_by_pad_id, ours, atol=1e-3)
+
+
+def test_training_learns_a_held_out_ranking_and_reports_eval_metrics(tiny_bert_dir: Path) -> None:
+    config = RewardConfig(
+        model=str(tiny_bert_dir), out="", epochs=3, batch_size=8, lr=2e-3, max_length=32,
+        progress=False,
+    )  # fmt: skip
+    metrics = reward.train_reward_model(
+        config, records=marker_rankings(128, seed=0), eval_records=marker_rankings(24, 1, start=500)
+    )
+    assert metrics["eval_pairs"] == 24 * 6
+    # Chance is 0.5; on 144 held-out pairs 0.7 is far outside what luck gives.
+    assert metrics["eval_accuracy"] > 0.7, metrics
+    assert metrics["eval_loss"] < metrics["history"][0]["eval_loss"] < 0.6932
+    assert metrics["eval_gold_pairs"] == 5 * 6 and metrics["eval_gold_accuracy"] > 0.7
+    assert metrics["eval_unsafe_responses"] == 24
+    assert metrics["eval_mean_reward_unsafe"] < metrics["eval_mean_reward_other"]
+    # K-way: one forward row per response, six pairs from every four rows.
+    assert metrics["train_sequences_encoded"] == 128 * 4 * 3
+    assert metrics["train_pairs_seen"] == 128 * 6 * 3
+
+
+def test_cli_trains_saves_a_loadable_model_and_reward_eval_prints_json(
+    tiny_bert_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification
+
+    data, held = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
+    write_records(marker_rankings(24, seed=2), data)
+    held.write_text(
+        "\n".join(
+            json.dumps({"prompt": "q: ", "chosen": "good", "rejected": "awful"}) for _ in range(3)
+        )
+    )
+    out = tmp_path / "rm"
+    printed = cli(
+        ["reward", "--data", str(data), "--model", str(tiny_bert_dir), "--out", str(out),
+         "--epochs", "1", "--batch-size", "4", "--lr", "1e-3", "--max-length", "24", "--seed", "3",
+         "--eval-data", str(held), "--margin", "--center-coef", "0.01", "--ties", "equal",
+         "--grad-accum", "2", "--no-progress"],
+        capsys,
+    )  # fmt: skip
+    assert '"epoch": 1' in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["eval_pairs"] == 3 and metrics["train_comparisons"] == 24
+    meta = json.loads((out / reward.META_FILE).read_text())
+    assert meta["train_data_sha256"] == data_hash(read_records(data))
+    assert meta["config"]["margin"] is True and meta["config"]["grad_accum"] == 2
+    assert (out / "model.safetensors").exists()
+
+    loaded = AutoModelForSequenceClassification.from_pretrained(out)
+    assert loaded.config.num_labels == 1
+    before = load_file(tiny_bert_dir / "model.safetensors")
+    after = load_file(out / "model.safetensors")
+    # Every encoder tensor was trained (the classifier head is new).
+    unchanged = [
+        k
+        for k, v in before.items()
+        if torch.equal(v, after[k.removeprefix("bert.")] if k in after else after["bert." + k])
+    ]
+    assert unchanged == []
+
+    last = (
+        cli(["reward-eval", "--model", str(out), "--data", str(held)], capsys)
+        .strip()
+        .splitlines()[-1]
+    )
+    result = json.loads(last)
+    assert result["pairs"] == 3 and result["accuracy"] in (0.0, 1.0) and result["loss"] > 0
+
+
+def test_lora_and_gradient_checkpointing_on_a_causal_lm(
+    tiny_llama_dir: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    out = tmp_path / "lora-rm"
+    config = RewardConfig(
+        model=str(tiny_llama_dir), out=str(out), epochs=1, batch_size=4, lr=1e-3, max_length=32,
+        lora=True, lora_r=4, gradient_checkpointing=True, progress=False,
+    )  # fmt: skip
+    metrics = reward.train_reward_model(config, records=marker_rankings(16, seed=4))
+    assert metrics["train_pairs_seen"] > 0 and metrics["eval_pairs"] > 0
+    loaded = AutoModelForSequenceClassification.from_pretrained(out)
+    assert not any("lora" in name for name, _ in loaded.named_parameters())
+    assert json.loads((out / reward.META_FILE).read_text())["pad_equals_eos"] is True
