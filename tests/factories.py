@@ -48,3 +48,17 @@ def make_comparisons(
             )
         )
     return import_records(db, campaign=campaign, records=records, seed=n)
+
+
+def make_raters(db: Session, count: int) -> list[User]:
+    """`count` raters with the shared PASSWORD, hashed once (argon2 is slow by design)."""
+    first = make_user(db)
+    raters = [first]
+    for _ in range(count - 1):
+        n = next(_counter)
+        rater = User(email=f"rater{n}@example.org", password_hash=first.password_hash,
+                     role="rater", display_name=f"rater{n}", pseudonym=f"r-test{n:04d}")
+        db.add(rater)
+        raters.append(rater)
+    db.flush()
+    return raters

@@ -1,0 +1,260 @@
+"""Judgments: validate what a rater did, record it once (idempotent), correct it by a new revision."""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased, joinedload
+
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.models import Assignment, Campaign, Comparison, Judgment, User, utcnow
+from app.models.rating import MAX_RATIONALE
+from app.services.assignment import get_own_assignment
+from trainer.schema import KNOWN_FLAGS, UNSAFE, is_weak_order
+
+MAX_REASON = 500
+_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+@dataclass(frozen=True)
+class JudgmentInput:
+    """What the rater submitted, parsed but not yet checked against the comparison."""
+
+    idempotency_key: str
+    scale: int | None = None  # 2-way: -3 (A much better) .. 0 (tie) .. 3 (B much better)
+    ranks: dict[int, int] = field(default_factory=dict)  # K-way: response id -> rank, 1 best
+    not_rankable: bool = False
+    not_rankable_reason: str = ""
+    flags: dict[int, list[str]] = field(default_factory=dict)
+    rationale: str = ""
+    time_spent_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """The recorded judgment; `replayed` when this key had already been recorded."""
+
+    judgment: Judgment
+    replayed: bool
+
+
+def letter(index: int) -> str:
+    """The label a rater sees for the response at display index `index` (A, B, ...)."""
+    return string.ascii_uppercase[index]
+
+
+def ranks_from_scale(scale: int) -> tuple[list[int], int]:
+    """Ranks over (A, B) and the strength that a 2-way preference scale value means."""
+    if not -3 <= scale <= 3:
+        raise ValidationFailed("choose a point on the preference scale", field="scale")
+    if scale == 0:
+        return [0, 0], 0
+    return ([0, 1], -scale) if scale < 0 else ([1, 0], scale)
+
+
+def _dense_ranks(shown: list[int], given: dict[int, int]) -> list[int]:
+    """Dense ranks from 0 in display order, from the 1..K ranks the rater set (ties allowed)."""
+    unknown = set(given) - set(shown)
+    if unknown:
+        raise ValidationFailed("a response that was not shown was ranked", field="ranks")
+    missing = [letter(i) for i, rid in enumerate(shown) if rid not in given]
+    if missing:
+        raise ValidationFailed(
+            f"give every response a rank: {', '.join(missing)} has none", field="ranks"
+        )
+    if any(not 1 <= r <= len(shown) for r in given.values()):
+        raise ValidationFailed(f"ranks go from 1 (best) to {len(shown)}", field="ranks")
+    levels = sorted(set(given.values()))
+    ranks = [levels.index(given[rid]) for rid in shown]
+    assert is_weak_order(ranks)
+    return ranks
+
+
+def _check_flags(campaign: Campaign, shown: list[int], data: JudgmentInput) -> dict[str, Any]:
+    allowed = set(campaign.flags) & set(KNOWN_FLAGS)
+    out: dict[str, Any] = {}
+    for rid, flags in data.flags.items():
+        if rid not in shown:
+            raise ValidationFailed("a response that was not shown was flagged", field="flags")
+        bad = [f for f in flags if f not in allowed]
+        if bad:
+            raise ValidationFailed(f"unknown flag: {bad[0]}", field="flags")
+        if flags:
+            out[str(rid)] = sorted(set(flags))
+    unsafe = [letter(shown.index(int(rid))) for rid, fl in out.items() if UNSAFE in fl]
+    if unsafe and not data.rationale.strip():
+        raise ValidationFailed(
+            f"say why response {', '.join(sorted(unsafe))} is unsafe in the rationale",
+            field="rationale",
+        )
+    return out
+
+
+def _checked(campaign: Campaign, shown: list[int], data: JudgmentInput) -> dict[str, Any]:
+    """The judgment's columns, or a ValidationFailed naming the field; nothing is written."""
+    if len(data.rationale) > MAX_RATIONALE:
+        raise ValidationFailed(
+            f"the rationale is limited to {MAX_RATIONALE} characters", field="rationale"
+        )
+    flags = _check_flags(campaign, shown, data)
+    ranks: list[int] | None = None
+    strength: int | None = None
+    reason = data.not_rankable_reason.strip()
+    if data.not_rankable:
+        if not reason:
+            raise ValidationFailed("say why none is acceptable", field="not_rankable_reason")
+        if len(reason) > MAX_REASON:
+            raise ValidationFailed(
+                f"the reason is limited to {MAX_REASON} characters", field="not_rankable_reason"
+            )
+    elif len(shown) == 2:
+        if data.scale is None:
+            raise ValidationFailed("choose a point on the preference scale", field="scale")
+        ranks, strength = ranks_from_scale(data.scale)
+    else:
+        ranks = _dense_ranks(shown, data.ranks)
+    return {
+        "shown_order": list(shown),
+        "ranks": ranks,
+        "strength": strength,
+        "not_rankable": data.not_rankable,
+        "not_rankable_reason": reason if data.not_rankable else None,
+        "flags": flags,
+        "rationale": data.rationale.strip(),
+        "time_spent_ms": None if data.time_spent_ms is None else max(0, data.time_spent_ms),
+        "idempotency_key": data.idempotency_key,
+    }
+
+
+def _check_key(key: str) -> None:
+    if not _KEY.match(key):
+        raise ValidationFailed(
+            "the form is missing its submission key; reload the page", field="idempotency_key"
+        )
+
+
+def _by_key(session: Session, rater: User, key: str) -> Judgment | None:
+    return session.scalar(
+        select(Judgment).where(Judgment.rater_id == rater.id, Judgment.idempotency_key == key)
+    )
+
+
+def _insert(session: Session, rater: User, judgment: Judgment) -> SubmitResult:
+    """Insert; a concurrent twin with the same key loses the race and returns the winner's row."""
+    try:
+        with session.begin_nested():
+            session.add(judgment)
+            session.flush()
+    except IntegrityError:
+        twin = _by_key(session, rater, judgment.idempotency_key)
+        if twin is None:
+            raise Conflict("this judgment collided with another; reload the page") from None
+        return SubmitResult(twin, replayed=True)
+    return SubmitResult(judgment, replayed=False)
+
+
+def submit_judgment(
+    session: Session,
+    *,
+    rater: User,
+    assignment_id: int,
+    data: JudgmentInput,
+    now: datetime | None = None,
+) -> SubmitResult:
+    """Record the rater's judgment on their assignment, once; a late (expired) lease still counts."""
+    now = now or utcnow()
+    _check_key(data.idempotency_key)
+    # The lock makes a double submit wait for the first, then find its row by the key.
+    assignment = get_own_assignment(session, rater=rater, assignment_id=assignment_id, lock=True)
+    previous = _by_key(session, rater, data.idempotency_key)
+    if previous is not None:
+        if previous.assignment_id != assignment.id:
+            raise Conflict("this form was already used for another comparison; reload the page")
+        return SubmitResult(previous, replayed=True)
+    if assignment.state == "skipped":
+        raise Conflict("you skipped this comparison, so it can no longer be judged")
+    if assignment.state == "submitted":
+        raise Conflict("you already judged this comparison; correct it from your history")
+    comparison = session.get_one(Comparison, assignment.comparison_id)
+    campaign = session.get_one(Campaign, comparison.campaign_id)
+    values = _checked(campaign, assignment.display_order, data)
+    judgment = Judgment(
+        comparison_id=comparison.id,
+        rater_id=rater.id,
+        assignment_id=assignment.id,
+        revision=0,
+        lease_expired=assignment.lease_expires_at <= now,
+        **values,
+    )
+    result = _insert(session, rater, judgment)
+    assignment.state = "submitted"
+    assignment.completed_at = now
+    session.flush()
+    return result
+
+
+def _is_superseded(session: Session, judgment_id: int) -> bool:
+    return bool(session.scalar(select(exists().where(Judgment.supersedes_id == judgment_id))))
+
+
+def get_live_judgment(session: Session, *, rater: User, judgment_id: int) -> Judgment:
+    """The rater's own judgment, if no correction has replaced it."""
+    judgment = session.scalar(
+        select(Judgment).where(Judgment.id == judgment_id, Judgment.rater_id == rater.id)
+    )
+    if judgment is None:
+        raise NotFound("no such judgment of yours", field="judgment_id")
+    if _is_superseded(session, judgment.id):
+        raise Conflict("a newer revision of this judgment exists; correct that one")
+    return judgment
+
+
+def correct_judgment(
+    session: Session, *, rater: User, judgment_id: int, data: JudgmentInput
+) -> SubmitResult:
+    """Record a correction as a new revision that supersedes the rater's live judgment."""
+    _check_key(data.idempotency_key)
+    previous = _by_key(session, rater, data.idempotency_key)
+    if previous is not None:
+        if previous.supersedes_id != judgment_id:
+            raise Conflict("this form was already used; reload the page")
+        return SubmitResult(previous, replayed=True)
+    old = get_live_judgment(session, rater=rater, judgment_id=judgment_id)
+    comparison = session.get_one(Comparison, old.comparison_id)
+    campaign = session.get_one(Campaign, comparison.campaign_id)
+    values = _checked(campaign, old.shown_order, data)
+    judgment = Judgment(
+        comparison_id=old.comparison_id,
+        rater_id=rater.id,
+        assignment_id=old.assignment_id,
+        revision=old.revision + 1,
+        supersedes_id=old.id,
+        **values,
+    )
+    return _insert(session, rater, judgment)
+
+
+def live_judgments(session: Session, *, rater: User, limit: int = 100) -> list[Judgment]:
+    """The rater's own judgments that no correction has replaced, newest first."""
+    newer = aliased(Judgment)
+    stmt = (
+        select(Judgment)
+        .where(Judgment.rater_id == rater.id, ~exists().where(newer.supersedes_id == Judgment.id))
+        .options(joinedload(Judgment.comparison).joinedload(Comparison.prompt))
+        .order_by(Judgment.created_at.desc(), Judgment.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def judgment_assignment(session: Session, *, judgment: Judgment) -> Assignment | None:
+    """The assignment a judgment was made on (kept for the display order)."""
+    if judgment.assignment_id is None:
+        return None
+    return session.get(Assignment, judgment.assignment_id)
