@@ -210,13 +210,16 @@ def ppo_value_loss(
     return loss, masked_mean((clipped_sq > unclipped_sq).float(), mask).detach()
 
 
-def rloo_advantages(rewards: torch.Tensor, k: int) -> torch.Tensor:
+def rloo_advantages(rewards: torch.Tensor, k: int, normalize: bool = False) -> torch.Tensor:
     """r_i minus the mean of the other k-1 rewards of the same prompt (samples grouped by prompt)."""
     if k < 2:
         raise ValueError("RLOO needs k >= 2 samples per prompt for a leave-one-out baseline")
     grouped = rewards.view(-1, k)
     baseline = (grouped.sum(1, keepdim=True) - grouped) / (k - 1)
-    return (grouped - baseline).view(-1)
+    advantages = (grouped - baseline).view(-1)
+    if normalize:  # TRL's `normalize_advantages`: batch z-score with a 1e-4 floor on the std
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-4)
+    return advantages
 
 
 def rloo_policy_loss(
