@@ -7,6 +7,8 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from app import health
+from app.api import router as api_router
+from app.api.errors import api_error_response, install_api_error_handlers, is_api
 from app.config import get_settings
 from app.db import REPO_ROOT
 from app.errors import AppError
@@ -14,6 +16,8 @@ from app.errors import AppError
 
 async def _app_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
+    if is_api(request):
+        return api_error_response(exc)
     return JSONResponse(exc.to_dict(), status_code=exc.status_code)
 
 
@@ -27,5 +31,7 @@ def create_app() -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=REPO_ROOT / "static"), name="static")
     app.include_router(health.router)
+    app.include_router(api_router)
     app.add_exception_handler(AppError, _app_error_handler)
+    install_api_error_handlers(app)
     return app

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.errors import ValidationFailed
+from app.schemas.common import Id, Pseudonym
 from trainer.schema import PairExpansion, TieHandling
 
 Shape = Literal["pairwise", "ranking", "aggregated"]
@@ -57,19 +58,19 @@ class ExportQuery(BaseModel):
         description="Also export corrected-away judgments; by default only each rater's latest "
         "correction per comparison is exported.",
     )
-    campaign_id: int | None = Field(None, ge=1, description="Only this campaign.")
-    round_id: int | None = Field(
-        None, ge=1, description="Only comparisons whose responses this training round generated."
+    campaign_id: Id | None = Field(None, description="Only this campaign.")
+    round_id: Id | None = Field(
+        None, description="Only comparisons whose responses this training round generated."
     )
-    rater: str | None = Field(None, max_length=32, description="Only this rater pseudonym.")
+    rater: Pseudonym | None = Field(None, description="Only this rater pseudonym.")
     created_after: datetime | None = Field(
         None, description="Judgments made at or after this time (ISO 8601)."
     )
     created_before: datetime | None = Field(
         None, description="Judgments made before this time (ISO 8601)."
     )
-    max_judgment_id: int | None = Field(
-        None, ge=1, description="A fixed snapshot: judgments with id up to this one."
+    max_judgment_id: Id | None = Field(
+        None, description="A fixed snapshot: judgments with id up to this one."
     )
 
     @model_validator(mode="after")
@@ -83,11 +84,14 @@ class ExportQuery(BaseModel):
                 "aggregated pools each rater's latest judgment; drop include_superseded",
                 field="include_superseded",
             )
-        for name in ("created_after", "created_before"):
-            value = getattr(self, name)
-            if value is not None and value.tzinfo is None:
-                raise ValidationFailed("give a time zone, e.g. 2026-01-31T00:00:00Z", field=name)
         return self
+
+    @field_validator("created_after", "created_before")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone, e.g. 2026-01-31T00:00:00Z")
+        return value
 
     @property
     def grouped(self) -> bool:
