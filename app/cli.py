@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
+import click
 import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
@@ -24,9 +27,11 @@ cli = typer.Typer(
 db_cli = typer.Typer(help="Database migrations.", no_args_is_help=True)
 users_cli = typer.Typer(help="User accounts.", no_args_is_help=True)
 demo_cli = typer.Typer(help="Demo data.", no_args_is_help=True)
+tokens_cli = typer.Typer(help="API tokens for /api/v1.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(demo_cli, name="demo")
+cli.add_typer(tokens_cli, name="tokens")
 
 
 class SchemaOutOfDate(Exception):
@@ -165,6 +170,105 @@ def demo_load() -> None:
         )
         for role, email, password in result.logins:
             typer.echo(f"  demo {role}: {email} / {password}")
+
+
+@tokens_cli.command("create")
+def tokens_create(
+    email: str = typer.Argument(..., help="The admin who owns the token."),
+    name: str = typer.Option(..., help="What the token is for, e.g. 'nightly export'."),
+    scope: str = typer.Option("read", click_type=click.Choice(["read", "write"])),
+    expires_days: int | None = typer.Option(None, help="Expire after this many days."),
+) -> None:
+    """Create an API token and print it once: only its hash is stored."""
+    from app.services.tokens import create_token
+    from app.services.users import get_user_by_email
+
+    with session_scope() as session:
+        user = get_user_by_email(session, email=email)
+        if user is None:
+            raise AppError(f"no user with email {email}")
+        token, plaintext = create_token(
+            session, user=user, name=name, scope=scope, expires_in_days=expires_days
+        )
+        typer.echo(f"token {token.id} ({scope}) for {user.email}; shown once, store it now:")
+        typer.echo(plaintext)
+
+
+@tokens_cli.command("list")
+def tokens_list(all_: bool = typer.Option(False, "--all", help="Include revoked tokens.")) -> None:
+    """List tokens (id, prefix, scope, owner, last use); never the tokens themselves."""
+    from app.services.tokens import list_tokens
+
+    with session_scope() as session:
+        for t in list_tokens(session, include_revoked=all_):
+            used = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "never"
+            state = "revoked" if t.revoked_at else "active"
+            typer.echo(
+                f"{t.id}\t{t.prefix}...\t{t.scope}\t{state}\t{t.user.email}\t{t.name}"
+                f"\tlast used {used}"
+            )
+
+
+@tokens_cli.command("revoke")
+def tokens_revoke(token_id: int = typer.Argument(..., help="The id `tokens list` shows.")) -> None:
+    """Revoke a token; requests with it get 401 from now on."""
+    from app.services.tokens import revoke_token
+
+    with session_scope() as session:
+        token = revoke_token(session, token_id=token_id)
+        typer.echo(f"token {token.id} ({token.prefix}...) revoked")
+
+
+def _choice(default: str, *choices: str) -> str:
+    return typer.Option(default, click_type=click.Choice(list(choices)))
+
+
+@cli.command("export")
+def export(
+    out: str = typer.Option(..., "--out", "-o", help="File to write, or - for stdout."),
+    shape: str = _choice("pairwise", "pairwise", "ranking", "aggregated"),
+    fmt: str = typer.Option("jsonl", "--format", click_type=click.Choice(["jsonl", "parquet"])),
+    style: str = _choice("standard", "standard", "conversational"),
+    ties: str = _choice("drop", "drop", "keep"),
+    expansion: str = _choice("all", "all", "best_vs_rest"),
+    min_agreement: float | None = typer.Option(None, help="0..1; drops less agreed comparisons."),
+    exclude_gold: bool = typer.Option(False, "--exclude-gold"),
+    include_superseded: bool = typer.Option(False, "--include-superseded"),
+    campaign: str | None = typer.Option(None, help="Campaign name or id."),
+    round_id: int | None = typer.Option(None, "--round", help="Training round id."),
+    rater: str | None = typer.Option(None, help="Rater pseudonym."),
+    since: datetime | None = typer.Option(None, help="Judged at or after (UTC if no zone)."),
+    until: datetime | None = typer.Option(None, help="Judged before (UTC if no zone)."),
+    max_judgment_id: int | None = typer.Option(None, help="Snapshot: judgments up to this id."),
+) -> None:
+    """Export judgments (the same files as GET /api/v1/export), streamed to a file."""
+    from app.schemas.export import ExportQuery
+    from app.services.export import campaign_id_by_name, export_bytes
+
+    with session_scope() as session:
+        try:
+            query = ExportQuery(
+                shape=shape, format=fmt, style=style, ties=ties, expansion=expansion,
+                min_agreement=min_agreement, exclude_gold=exclude_gold,
+                include_superseded=include_superseded, round_id=round_id, rater=rater,
+                campaign_id=None if campaign is None else campaign_id_by_name(session, name=campaign),
+                created_after=_utc(since), created_before=_utc(until),
+                max_judgment_id=max_judgment_id,
+            )  # fmt: skip
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise AppError(f"--{first['loc'][0]}: {first['msg']}") from exc
+        written = 0
+        with contextlib.ExitStack() as stack:
+            sink = sys.stdout.buffer if out == "-" else stack.enter_context(open(out, "wb"))
+            for chunk in export_bytes(session, query=query):
+                sink.write(chunk)
+                written += len(chunk)
+        typer.echo(f"wrote {written:,} bytes of {shape} {fmt} to {out}", err=True)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _one_line(exc: Exception) -> str:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from app.models import Campaign, Comparison, User
+from app.models import ApiToken, Campaign, Comparison, Judgment, User
 from app.services.campaigns import create_campaign
 from app.services.imports import import_records
 from app.services.users import create_user
@@ -62,3 +63,47 @@ def make_raters(db: Session, count: int) -> list[User]:
         raters.append(rater)
     db.flush()
     return raters
+
+
+def make_judgment(
+    db: Session,
+    comparison: Comparison,
+    rater: User,
+    *,
+    ranks: list[int] | None = None,
+    shown_order: list[int] | None = None,
+    strength: int | None = None,
+    flags: dict[str, list[str]] | None = None,
+    supersedes: Judgment | None = None,
+    not_rankable: bool = False,
+    created_at: datetime | None = None,
+) -> Judgment:
+    """A judgment row written directly (no assignment); `supersedes` makes it a correction."""
+    shown = shown_order or [item.response_id for item in comparison.items]
+    judgment = Judgment(
+        comparison_id=comparison.id,
+        rater_id=rater.id,
+        revision=0 if supersedes is None else supersedes.revision + 1,
+        supersedes_id=None if supersedes is None else supersedes.id,
+        shown_order=shown,
+        ranks=None if not_rankable else (ranks if ranks is not None else list(range(len(shown)))),
+        strength=strength,
+        not_rankable=not_rankable,
+        not_rankable_reason="all unsafe" if not_rankable else None,
+        flags=flags or {},
+        idempotency_key=f"key-{next(_counter)}",
+        time_spent_ms=1000,
+    )
+    if created_at is not None:
+        judgment.created_at = created_at
+    db.add(judgment)
+    db.flush()
+    return judgment
+
+
+def make_token(db: Session, *, scope: str = "read", user: User | None = None) -> tuple[ApiToken, str]:
+    """An API token (and its plaintext) owned by an admin."""
+    from app.services.tokens import create_token
+
+    owner = user or make_user(db, role="admin")
+    return create_token(db, user=owner, name=f"token {next(_counter)}", scope=scope)
