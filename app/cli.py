@@ -7,8 +7,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Literal
 
-import click
 import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
@@ -176,7 +176,7 @@ def demo_load() -> None:
 def tokens_create(
     email: str = typer.Argument(..., help="The admin who owns the token."),
     name: str = typer.Option(..., help="What the token is for, e.g. 'nightly export'."),
-    scope: str = typer.Option("read", click_type=click.Choice(["read", "write"])),
+    scope: Literal["read", "write"] = typer.Option("read", help="read, or write as well."),
     expires_days: int | None = typer.Option(None, help="Expire after this many days."),
 ) -> None:
     """Create an API token and print it once: only its hash is stored."""
@@ -219,18 +219,14 @@ def tokens_revoke(token_id: int = typer.Argument(..., help="The id `tokens list`
         typer.echo(f"token {token.id} ({token.prefix}...) revoked")
 
 
-def _choice(default: str, *choices: str) -> str:
-    return typer.Option(default, click_type=click.Choice(list(choices)))
-
-
 @cli.command("export")
 def export(
     out: str = typer.Option(..., "--out", "-o", help="File to write, or - for stdout."),
-    shape: str = _choice("pairwise", "pairwise", "ranking", "aggregated"),
-    fmt: str = typer.Option("jsonl", "--format", click_type=click.Choice(["jsonl", "parquet"])),
-    style: str = _choice("standard", "standard", "conversational"),
-    ties: str = _choice("drop", "drop", "keep"),
-    expansion: str = _choice("all", "all", "best_vs_rest"),
+    shape: Literal["pairwise", "ranking", "aggregated"] = typer.Option("pairwise"),
+    fmt: Literal["jsonl", "parquet"] = typer.Option("jsonl", "--format"),
+    style: Literal["standard", "conversational"] = typer.Option("standard"),
+    ties: Literal["drop", "keep"] = typer.Option("drop"),
+    expansion: Literal["all", "best_vs_rest"] = typer.Option("all"),
     min_agreement: float | None = typer.Option(None, help="0..1; drops less agreed comparisons."),
     exclude_gold: bool = typer.Option(False, "--exclude-gold"),
     include_superseded: bool = typer.Option(False, "--include-superseded"),
