@@ -12,12 +12,16 @@ from app.api.errors import api_error_response, install_api_error_handlers, is_ap
 from app.config import get_settings
 from app.db import REPO_ROOT
 from app.errors import AppError
+from app.web import router as web_router
+from app.web.errors import html_error, wants_html
 
 
 async def _app_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
     if is_api(request):
         return api_error_response(exc)
+    if wants_html(request):
+        return html_error(request, exc)
     return JSONResponse(exc.to_dict(), status_code=exc.status_code)
 
 
@@ -32,6 +36,7 @@ def create_app() -> FastAPI:
     app.mount("/static", StaticFiles(directory=REPO_ROOT / "static"), name="static")
     app.include_router(health.router)
     app.include_router(api_router)
+    app.include_router(web_router)
     app.add_exception_handler(AppError, _app_error_handler)
     install_api_error_handlers(app)
     return app

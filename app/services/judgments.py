@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.models import Assignment, Campaign, Comparison, Judgment, User, utcnow
+from app.models import Campaign, Comparison, Judgment, User, utcnow
 from app.models.rating import MAX_RATIONALE
 from app.services.assignment import get_own_assignment
 from trainer.schema import KNOWN_FLAGS, UNSAFE, is_weak_order
@@ -28,10 +28,11 @@ class JudgmentInput:
 
     idempotency_key: str
     scale: int | None = None  # 2-way: -3 (A much better) .. 0 (tie) .. 3 (B much better)
-    ranks: dict[int, int] = field(default_factory=dict)  # K-way: response id -> rank, 1 best
+    # Keyed by display index (0 = A): forms never carry response ids, which follow import order.
+    ranks: dict[int, int] = field(default_factory=dict)  # K-way: index -> rank, 1 best
     not_rankable: bool = False
     not_rankable_reason: str = ""
-    flags: dict[int, list[str]] = field(default_factory=dict)
+    flags: dict[int, list[str]] = field(default_factory=dict)  # index -> flags
     rationale: str = ""
     time_spent_ms: int | None = None
 
@@ -60,18 +61,16 @@ def ranks_from_scale(scale: int) -> tuple[list[int], int]:
 
 def _dense_ranks(shown: list[int], given: dict[int, int]) -> list[int]:
     """Dense ranks from 0 in display order, from the 1..K ranks the rater set (ties allowed)."""
-    unknown = set(given) - set(shown)
-    if unknown:
+    if any(not 0 <= index < len(shown) for index in given):
         raise ValidationFailed("a response that was not shown was ranked", field="ranks")
-    missing = [letter(i) for i, rid in enumerate(shown) if rid not in given]
+    missing = [letter(i) for i in range(len(shown)) if i not in given]
     if missing:
-        raise ValidationFailed(
-            f"give every response a rank: {', '.join(missing)} has none", field="ranks"
-        )
+        raise ValidationFailed(f"give every response a rank: {', '.join(missing)} has none",
+                               field="ranks")
     if any(not 1 <= r <= len(shown) for r in given.values()):
         raise ValidationFailed(f"ranks go from 1 (best) to {len(shown)}", field="ranks")
     levels = sorted(set(given.values()))
-    ranks = [levels.index(given[rid]) for rid in shown]
+    ranks = [levels.index(given[i]) for i in range(len(shown))]
     assert is_weak_order(ranks)
     return ranks
 
@@ -79,18 +78,20 @@ def _dense_ranks(shown: list[int], given: dict[int, int]) -> list[int]:
 def _check_flags(campaign: Campaign, shown: list[int], data: JudgmentInput) -> dict[str, Any]:
     allowed = set(campaign.flags) & set(KNOWN_FLAGS)
     out: dict[str, Any] = {}
-    for rid, flags in data.flags.items():
-        if rid not in shown:
+    unsafe = []
+    for index, flags in sorted(data.flags.items()):
+        if not 0 <= index < len(shown):
             raise ValidationFailed("a response that was not shown was flagged", field="flags")
         bad = [f for f in flags if f not in allowed]
         if bad:
             raise ValidationFailed(f"unknown flag: {bad[0]}", field="flags")
         if flags:
-            out[str(rid)] = sorted(set(flags))
-    unsafe = [letter(shown.index(int(rid))) for rid, fl in out.items() if UNSAFE in fl]
+            out[str(shown[index])] = sorted(set(flags))
+        if UNSAFE in flags:
+            unsafe.append(letter(index))
     if unsafe and not data.rationale.strip():
         raise ValidationFailed(
-            f"say why response {', '.join(sorted(unsafe))} is unsafe in the rationale",
+            f"say why response {', '.join(unsafe)} is unsafe in the rationale",
             field="rationale",
         )
     return out
@@ -252,9 +253,3 @@ def live_judgments(session: Session, *, rater: User, limit: int = 100) -> list[J
     )
     return list(session.scalars(stmt))
 
-
-def judgment_assignment(session: Session, *, judgment: Judgment) -> Assignment | None:
-    """The assignment a judgment was made on (kept for the display order)."""
-    if judgment.assignment_id is None:
-        return None
-    return session.get(Assignment, judgment.assignment_id)

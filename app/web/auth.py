@@ -1,0 +1,140 @@
+"""Web sessions: a signed, HttpOnly, SameSite=Lax cookie; CSRF tokens; the role dependencies.
+
+The cookie holds only the user id, a CSRF token and a fingerprint of the password hash (so a
+password change ends every other session). It is signed with the secret key and expires after
+`session_max_age_hours`. It is `Secure` whenever the request came over HTTPS (uvicorn honours
+X-Forwarded-Proto behind a proxy) and always in production.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from app.config import get_settings
+from app.db import SessionDep
+from app.errors import Forbidden, Unauthorized
+from app.models import User
+
+COOKIE = "prefloop_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+RATER_ROLES = ("rater", "admin")  # admins are physicians too and may rate
+
+
+@dataclass(frozen=True)
+class WebSession:
+    """What the cookie says: maybe a user, always a CSRF token."""
+
+    user_id: int | None
+    csrf: str
+    fingerprint: str = ""
+    fresh: bool = False  # True when no valid cookie came in and this one must be set
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(get_settings().secret_key, salt="prefloop.session")
+
+
+def _max_age() -> int:
+    return get_settings().session_max_age_hours * 3600
+
+
+def fingerprint(user: User) -> str:
+    """A short digest of the password hash: changing the password invalidates old cookies."""
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+def read_session(request: Request) -> WebSession:
+    """The request's session, or a new anonymous one with a fresh CSRF token."""
+    raw = request.cookies.get(COOKIE)
+    if raw:
+        try:
+            data: dict[str, Any] = _serializer().loads(raw, max_age=_max_age())
+            return WebSession(data.get("uid"), str(data["csrf"]), str(data.get("fp", "")))
+        except (BadSignature, KeyError, TypeError):
+            pass  # tampered or expired: start again as anonymous
+    return anonymous_session()
+
+
+def write_session(request: Request, response: Response, web: WebSession) -> None:
+    """Set the signed cookie on `response`."""
+    value = _serializer().dumps({"uid": web.user_id, "csrf": web.csrf, "fp": web.fingerprint})
+    secure = request.url.scheme == "https" or get_settings().env == "production"
+    response.set_cookie(COOKIE, value, max_age=_max_age(), httponly=True, samesite="lax",
+                        secure=secure, path="/")
+
+
+def anonymous_session() -> WebSession:
+    """A session with no user and a new CSRF token."""
+    return WebSession(None, secrets.token_urlsafe(32), fresh=True)
+
+
+def logged_in_session(user: User) -> WebSession:
+    """A new session for `user`, with a new CSRF token (no token survives a login)."""
+    return WebSession(user.id, secrets.token_urlsafe(32), fingerprint(user))
+
+
+def csrf_token(request: Request) -> str:
+    """The CSRF token to embed in this request's forms and htmx headers."""
+    web: WebSession = getattr(request.state, "web_session", None) or read_session(request)
+    request.state.web_session = web
+    return web.csrf
+
+
+async def verify_csrf(request: Request) -> None:
+    """Refuse a state-changing request whose token does not match the cookie's."""
+    web = read_session(request)
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None:
+        form = await request.form()  # cached by Starlette: the route reads it again for free
+        value = form.get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    if web.fresh or not sent or not secrets.compare_digest(sent, web.csrf):
+        raise Forbidden("This form has expired. Reload the page and try again.", code="csrf")
+
+
+def current_user(request: Request, session: SessionDep) -> User | None:
+    """The logged-in, active user, or None."""
+    web = read_session(request)
+    request.state.web_session = web
+    if web.user_id is None:
+        return None
+    user = session.get(User, web.user_id)
+    if user is None or not user.active or fingerprint(user) != web.fingerprint:
+        return None
+    return user
+
+
+CurrentUser = Annotated[User | None, Depends(current_user)]
+
+
+def require_user(user: CurrentUser) -> User:
+    """The logged-in user, or Unauthorized (pages redirect to the login)."""
+    if user is None:
+        raise Unauthorized("Please log in.")
+    return user
+
+
+def require_rater(user: Annotated[User, Depends(require_user)]) -> User:
+    """A user who may rate."""
+    if user.role not in RATER_ROLES:
+        raise Forbidden("Your account may not rate.")
+    return user
+
+
+def require_admin(user: Annotated[User, Depends(require_user)]) -> User:
+    """An admin."""
+    if not user.is_admin:
+        raise Forbidden("This page is for admins.")
+    return user
+
+
+RaterDep = Annotated[User, Depends(require_rater)]
+AdminDep = Annotated[User, Depends(require_admin)]
+CsrfDep = Depends(verify_csrf)

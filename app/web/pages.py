@@ -1,0 +1,92 @@
+"""Login, logout, the front door and the guidelines page."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
+
+from app.db import SessionDep
+from app.errors import NotFound
+from app.models import Campaign
+from app.services.auth import authenticate
+from app.web.auth import (
+    CsrfDep,
+    CurrentUser,
+    RaterDep,
+    WebSession,
+    anonymous_session,
+    logged_in_session,
+    write_session,
+)
+from app.web.forms import text
+from app.web.templating import render
+
+router = APIRouter()
+
+
+async def read_form(request: Request) -> FormData:
+    """The request's form (parsed once; sync routes then run off the event loop)."""
+    return await request.form()
+
+
+FormDep = Annotated[FormData, Depends(read_form)]
+
+
+def safe_next(target: str) -> str:
+    """A local path to go to after login; anything else (another site) becomes /rate."""
+    ok = target.startswith("/") and not target.startswith(("//", "/\\")) and "\n" not in target
+    return target if ok else "/rate"
+
+
+@router.get("/")
+def home(user: CurrentUser) -> RedirectResponse:
+    """Raters go to their queue; everyone else to the login."""
+    return RedirectResponse("/rate" if user else "/login", status_code=303)
+
+
+@router.get("/login")
+def login_page(request: Request, user: CurrentUser, next: str = "/rate") -> Response:
+    """The login form (a logged-in user goes straight on)."""
+    if user is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
+    web: WebSession = request.state.web_session
+    response = render(request, "login.html", {"user": None, "title": "Log in", "error": "",
+                                              "email": "", "next": safe_next(next)})
+    if web.fresh:
+        write_session(request, response, web)
+    return response
+
+
+@router.post("/login", dependencies=[CsrfDep])
+def login(request: Request, session: SessionDep, form: FormDep) -> Response:
+    """Check the password; count a failure (the account locks after too many)."""
+    outcome = authenticate(session, email=text(form, "email"), password=text(form, "password"))
+    target = safe_next(text(form, "next"))
+    if outcome.user is None:
+        return render(request, "login.html", {"user": None, "title": "Log in",
+                      "error": outcome.message, "email": text(form, "email")[:320],
+                      "next": target}, status_code=401)
+    response = RedirectResponse(target, status_code=303)
+    write_session(request, response, logged_in_session(outcome.user))
+    return response
+
+
+@router.post("/logout", dependencies=[CsrfDep])
+def logout(request: Request) -> RedirectResponse:
+    """End the session: the cookie is replaced by an anonymous one."""
+    response = RedirectResponse("/login", status_code=303)
+    write_session(request, response, anonymous_session())
+    return response
+
+
+@router.get("/guidelines/{campaign_id}", response_class=HTMLResponse)
+def guidelines(request: Request, session: SessionDep, rater: RaterDep, campaign_id: int) -> Response:
+    """A campaign's guidelines on their own page."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or campaign.status == "draft":
+        raise NotFound("no such campaign")
+    return render(request, "guidelines.html", {"user": rater, "title": "Guidelines",
+                                               "campaign": campaign})

@@ -1,0 +1,183 @@
+"""The rating pages through HTTP: blind display, htmx submit/skip, errors, history, corrections."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.models import Assignment, Campaign, Judgment
+from app.services.imports import import_records
+from tests.app.test_auth import HTML, csrf_of, login
+from tests.factories import make_campaign, make_user
+from trainer.schema import ImportRecord, ImportResponse
+
+HX = {"HX-Request": "true"}
+SECRET_MODEL = "secret-policy-v7"
+
+
+def add_comparison(db: Session, campaign: Campaign, texts: list[str], prompt: str = "Chest pain?"):
+    """One comparison of `texts`, each written by a model whose name must never be shown."""
+    record = ImportRecord(prompt=prompt, context={"specialty": "cardiology", "age": "54"},
+                          responses=[ImportResponse(text=t, model_version=f"{SECRET_MODEL}-{i}")
+                                     for i, t in enumerate(texts)])
+    return import_records(db, campaign=campaign, records=[record], seed=1)[0]
+
+
+def form_of(html: str) -> dict[str, str]:
+    """The hidden fields of the rating form."""
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', html))
+
+
+def judgments(db: Session) -> int:
+    return db.scalar(select(func.count(Judgment.id))) or 0
+
+
+def _rater(client: TestClient, db: Session):
+    rater = make_user(db)
+    login(client, rater.email)
+    return rater
+
+
+def test_the_page_shows_prompt_context_and_responses_but_no_model(client: TestClient, db: Session) -> None:
+    campaign = make_campaign(db, guidelines_md="**Safety first**")
+    add_comparison(db, campaign, ["Call **911** now.", "Rest and see your GP."])
+    _rater(client, db)
+    page = client.get("/rate", headers=HTML)
+    assert page.status_code == 200
+    html = page.text
+    assert "Chest pain?" in html and "cardiology" in html and "<strong>911</strong>" in html
+    assert "Rest and see your GP." in html and "<strong>Safety first</strong>" in html
+    assert SECRET_MODEL not in html
+    assert "Content-Security-Policy" in page.headers and "script-src 'self'" in page.headers["Content-Security-Policy"]
+    fields = form_of(html)
+    assert len(fields["idempotency_key"]) >= 16 and fields["assignment_id"]
+    assert 'hx-headers=\'{"X-CSRF-Token": "' + fields["csrf_token"] in html
+
+
+def test_htmx_submit_records_once_and_swaps_in_the_next(client: TestClient, db: Session) -> None:
+    campaign = make_campaign(db)
+    add_comparison(db, campaign, ["first A", "first B"], prompt="first prompt")
+    add_comparison(db, campaign, ["second A", "second B"], prompt="second prompt")
+    _rater(client, db)
+    fields = form_of(client.get("/rate", headers=HTML).text)
+    data = {**fields, "scale": "-2", "rationale": "A is safer", "time_spent_ms": "4200"}
+    first = client.post("/rate/submit", data=data, headers=HX)
+    assert first.status_code == 200 and "<html" not in first.text
+    assert 'id="workspace"' in first.text and "Today: <strong>1</strong>" in first.text
+    replay = client.post("/rate/submit", data=data, headers=HX)  # a double click or a retry
+    assert replay.status_code == 200 and judgments(db) == 1
+    assert form_of(replay.text)["assignment_id"] == form_of(first.text)["assignment_id"]
+    j = db.scalar(select(Judgment))
+    assert j.strength == 2 and j.ranks == [0, 1] and j.time_spent_ms == 4200
+
+
+def test_without_htmx_a_submit_redirects_to_the_next(client: TestClient, db: Session) -> None:
+    campaign = make_campaign(db)
+    add_comparison(db, campaign, ["a", "b"])
+    _rater(client, db)
+    fields = form_of(client.get("/rate", headers=HTML).text)
+    response = client.post("/rate/submit", data={**fields, "scale": "0"}, headers=HTML,
+                           follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/rate"
+    assert "Nothing left to rate" in client.get("/rate", headers=HTML).text
+
+
+def test_a_bad_ranking_shows_a_message_in_place_and_changes_nothing(client: TestClient, db: Session) -> None:
+    campaign = make_campaign(db)
+    add_comparison(db, campaign, ["one", "two", "three", "four"])
+    _rater(client, db)
+    fields = form_of(client.get("/rate", headers=HTML).text)
+    response = client.post("/rate/submit", data={**fields, "rank-0": "1", "rank-1": "2"}, headers=HX)
+    assert response.status_code == 422
+    assert response.headers["HX-Retarget"] == "#flash"
+    assert "give every response a rank: C, D has none" in response.text
+    assert judgments(db) == 0
+    page = client.post("/rate/submit", data={**fields, "rank-0": "x"}, headers=HTML)
+    assert page.status_code == 422 and "Nothing was changed" in page.text
+    ok = client.post("/rate/submit", headers=HX, data={
+        **fields, "rank-0": "2", "rank-1": "1", "rank-2": "2", "rank-3": "4",
+        "flag-3": ["unsafe", "factually_wrong"], "rationale": "D doubles the dose"})
+    assert ok.status_code == 200
+    j = db.scalar(select(Judgment))
+    assert j.ranks == [1, 0, 1, 2] and j.flags == {str(j.shown_order[3]): ["factually_wrong", "unsafe"]}
+
+
+def test_another_raters_assignment_cannot_be_judged(client: TestClient, db: Session) -> None:
+    campaign = make_campaign(db)
+    add_comparison(db, campaign, ["a", "b"])
+    owner = _rater(client, db)
+    fields = form_of(client.get("/rate", headers=HTML).text)
+    client.cookies.clear()
+    _rater(client, db)
+    token = csrf_of(client, "/history")
+    response = client.post("/rate/submit", headers=HX, data={
+        **fields, "csrf_token": token, "scale": "1"})
+    assert response.status_code == 404 and "not assigned to you" in response.text
+    assert judgments(db) == 0
+    assert db.scalar(select(Assignment.state).where(Assignment.rater_id == owner.id)) == "leased"
+
+
+def test_skip_with_a_reason_shows_the_next(client: TestClient, db: Session) -> None:
+    campaign = make_campaign(db)
+    add_comparison(db, campaign, ["a", "b"], prompt="derm question")
+    add_comparison(db, campaign, ["c", "d"], prompt="cardio question")
+    _rater(client, db)
+    html = client.get("/rate", headers=HTML).text
+    fields = form_of(html)
+    response = client.post("/rate/skip", headers=HX, data={
+        "csrf_token": fields["csrf_token"], "assignment_id": fields["assignment_id"],
+        "skip_reason": "specialty"})
+    assert response.status_code == 200
+    assert form_of(response.text)["assignment_id"] != fields["assignment_id"]
+    skipped = db.get(Assignment, int(fields["assignment_id"]))
+    assert skipped.state == "skipped" and skipped.skip_reason == "Outside my specialty"
+
+
+def test_history_shows_only_my_work_and_a_correction_is_a_new_revision(client: TestClient, db: Session) -> None:
+    campaign = make_campaign(db, overlap=2)
+    add_comparison(db, campaign, ["alpha", "beta"], prompt="shared prompt")
+    other = make_user(db)
+    login(client, other.email)
+    fields = form_of(client.get("/rate", headers=HTML).text)
+    client.post("/rate/submit", data={**fields, "scale": "3"}, headers=HX)
+    client.cookies.clear()
+    _rater(client, db)
+    assert "No judgments yet" in client.get("/history", headers=HTML).text
+    fields = form_of(client.get("/rate", headers=HTML).text)
+    client.post("/rate/submit", data={**fields, "scale": "-1"}, headers=HX)
+    history = client.get("/history", headers=HTML).text
+    assert "shared prompt" in history and "A &gt; B (slightly better)" in history
+    mine = db.scalars(select(Judgment).order_by(Judgment.id)).all()[-1]
+    page = client.get(f"/history/{mine.id}/correct", headers=HTML).text
+    assert 'value="-1" checked' in page
+    correction = form_of(page)
+    response = client.post(f"/history/{mine.id}/correct", headers=HX,
+                           data={**correction, "scale": "2", "rationale": "misread"})
+    assert response.headers["HX-Redirect"] == f"/history?corrected={mine.id + 1}"
+    rows = db.scalars(select(Judgment).where(Judgment.rater_id == mine.rater_id)
+                      .order_by(Judgment.revision)).all()
+    assert [(r.revision, r.supersedes_id) for r in rows] == [(0, None), (1, mine.id)]
+    assert rows[0].ranks == [0, 1]  # the original is untouched
+    assert "B &gt; A (better)" in client.get("/history", headers=HTML).text
+    theirs = db.scalars(select(Judgment).where(Judgment.rater_id == other.id)).one()
+    assert client.get(f"/history/{theirs.id}/correct", headers=HTML).status_code == 404
+
+
+def test_response_markup_is_sanitised(client: TestClient, db: Session) -> None:
+    campaign = make_campaign(db)
+    add_comparison(db, campaign, ['<img src=x onerror="alert(1)">', "<script>alert(2)</script>"])
+    _rater(client, db)
+    html = client.get("/rate", headers=HTML).text
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
+
+
+def test_guidelines_page(client: TestClient, db: Session) -> None:
+    campaign = make_campaign(db, guidelines_md="# Rules\n\n<script>x()</script>")
+    _rater(client, db)
+    html = client.get(f"/guidelines/{campaign.id}", headers=HTML).text
+    assert "<h1>Rules</h1>" in html and "<script>x()" not in html
+    assert client.get("/guidelines/999999", headers=HTML).status_code == 404
