@@ -103,6 +103,23 @@ def encode_prompts(
     return ids, mask
 
 
+def encode_responses(
+    tokenizer: Any, responses: list[str], *, max_tokens: int = 256, append_eos: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded (ids, mask) of response texts, each ending with EOS (offline SFT/DPO data)."""
+    rows = []
+    for text in responses:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"][: max_tokens - append_eos]
+        rows.append(ids + [tokenizer.eos_token_id] if append_eos else ids)
+    width = max(1, max(len(r) for r in rows))
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
 def response_mask(
     response_ids: torch.Tensor, eos_id: int | None
 ) -> tuple[torch.Tensor, torch.Tensor]:

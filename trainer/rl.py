@@ -176,7 +176,9 @@ class PolicyRun:
     optimizer: torch.optim.Optimizer
 
 
-def setup_policy(config: Any, wrap: Callable[[Any], Any] | None = None) -> PolicyRun:
+def setup_policy(
+    config: Any, wrap: Callable[[Any], Any] | None = None, *, with_ref: bool = True
+) -> PolicyRun:
     """Load policy (+ LoRA), the reference, an AdamW optimiser, and prepare them with Accelerate."""
     from accelerate import Accelerator
 
@@ -189,7 +191,7 @@ def setup_policy(config: Any, wrap: Callable[[Any], Any] | None = None) -> Polic
         config.model, lora_r=config.lora_r if config.lora else 0, lora_alpha=config.lora_alpha
     )
     ref = None
-    if not config.lora:
+    if with_ref and not config.lora:
         # A second frozen copy; in bf16 on GPU it costs half the policy's memory.
         ref_dtype = torch.bfloat16 if config.bf16 and cuda else torch.float32
         ref = load_policy(config.model, dtype=ref_dtype)[0].to(acc.device).eval()
