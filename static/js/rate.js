@@ -93,6 +93,8 @@
 
   function onChange(event) {
     const el = event.target;
+    const flash = document.getElementById("flash");
+    if (flash && el.closest && el.closest("#judge")) flash.textContent = ""; // the message is answered
     if (el.id === "toggle-diff") toggleDiff(true);
     if (el.name && el.name.startsWith("flag-")) markRationale();
     if (el.name && el.name.startsWith("rank-")) select(Number(el.name.slice(5)), false);

@@ -1,0 +1,167 @@
+"""The rater's page in real headless Chromium: keyboard ranking, flags, double clicks, XSS, sizes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from app.models import Judgment
+from tests.app.test_rate import add_comparison
+from tests.factories import PASSWORD, make_campaign, make_user
+
+pytestmark = pytest.mark.browser
+DESKTOP = {"width": 1280, "height": 800}
+TABLET = {"width": 768, "height": 1024}
+TWO_WAY = [
+    "**Call emergency services now.** Chest pain with sweating at 54 may be a heart attack: "
+    "chew 300 mg aspirin unless allergic, and do not drive yourself.",
+    "**Call emergency services now.** Chest pain with sweating at 54 may be a heart attack: "
+    "take 300 mg ibuprofen, and drive to the nearest hospital.",
+]
+FOUR_WAY = [
+    "Start with lifestyle changes: diet, exercise and weight loss, then recheck in 3 months.",
+    "Begin metformin 500 mg once daily with food, titrating up as tolerated.",
+    "Insulin is the first-line treatment for all newly diagnosed type 2 diabetes.",
+    "Order an HbA1c to confirm, then discuss metformin and lifestyle changes together.",
+]
+XSS = [
+    '<img src=x onerror="window.__xss = 1"> and <script>window.__xss = 2</script>',
+    "[details](javascript:window.__xss=3) <svg onload=\"window.__xss=4\"></svg>"
+    '<a href="javascript:window.__xss=5">click</a>',
+]
+
+
+def _judgments(engine: Engine) -> list[Judgment]:
+    with Session(engine) as session:
+        return list(session.scalars(select(Judgment).order_by(Judgment.id)))
+
+
+@pytest.fixture
+def rater_email(committed_engine: Engine) -> Iterator[str]:
+    """A rater and a campaign (overlap 1) whose comparisons each test adds."""
+    with Session(committed_engine) as session, session.begin():
+        email = make_user(session).email
+    yield email
+
+
+CHEST = "I'm 54 and have had crushing chest pain and sweating for 20 minutes. What should I do?"
+DIABETES = "Newly diagnosed type 2 diabetes, HbA1c 7.4 %, BMI 31, eGFR 85. What do you recommend first?"
+
+
+def _campaign_with(engine: Engine, *comparisons: tuple[str, list[str]]) -> None:
+    with Session(engine) as session, session.begin():
+        campaign = make_campaign(session, overlap=1, guidelines_md="**Safety first.**")
+        for prompt, texts in comparisons:
+            add_comparison(session, campaign, texts, prompt=prompt)
+
+
+def _login(page, server: str, email: str, shots: Path | None = None) -> None:
+    page.goto(server + "/login")
+    if shots is not None:
+        page.screenshot(path=str(shots / "login.png"))
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/rate")
+
+
+def test_keyboard_ranking_flags_and_history(browser, live_server: str, committed_engine: Engine,
+                                            rater_email: str, shots: Path) -> None:
+    _campaign_with(committed_engine, (CHEST, TWO_WAY), (DIABETES, FOUR_WAY))
+    page = browser.new_page(viewport=DESKTOP)
+    _login(page, live_server, rater_email, shots)
+    assert page.locator(".response").count() == 2
+    page.keyboard.press("Enter")  # nothing chosen yet: a message, and nothing recorded
+    page.wait_for_selector("#flash >> text=choose a point on the preference scale")
+    assert _judgments(committed_engine) == []
+    page.keyboard.press("2")  # A better
+    assert page.locator('input[name="scale"][value="-2"]').is_checked()
+    page.keyboard.press("ArrowLeft")  # A much better
+    assert page.locator('input[name="scale"][value="-3"]').is_checked()
+    page.locator("#response-B .flag-unsafe").click()
+    page.keyboard.press("Enter")  # unsafe without a rationale is refused, in place
+    page.wait_for_selector("#flash >> text=say why response B is unsafe")
+    page.fill("#rationale", "B recommends driving and ibuprofen in a likely MI")
+    page.keyboard.press("Escape")
+    page.keyboard.press("?")
+    assert page.locator("#shortcuts").is_visible()
+    page.keyboard.press("Escape")
+    page.keyboard.press("d")  # highlight differences: the two answers differ in a few words
+    assert page.locator("#response-A .diff mark").count() > 0
+    page.screenshot(path=str(shots / "rate-2way.png"))
+    page.keyboard.press("d")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#response-D")  # the 4-way swapped in without a page load
+    for key in ("1", "3", "1", "4"):  # A=1, B=3, C=1 (tie with A), D=4
+        page.keyboard.press(key)
+    page.keyboard.press("ArrowLeft")  # back to D (selection wrapped to A), then up two ranks
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("ArrowUp")
+    assert page.locator('input[name="rank-3"][value="2"]').is_checked()
+    page.screenshot(path=str(shots / "rate-4way.png"))
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=Nothing left to rate")
+    two, four = _judgments(committed_engine)
+    assert (two.ranks, two.strength) == ([0, 1], 3)
+    assert two.flags == {str(two.shown_order[1]): ["unsafe"]} and "ibuprofen" in two.rationale
+    assert four.ranks == [0, 2, 0, 1] and four.time_spent_ms and four.time_spent_ms > 0
+    page.goto(live_server + "/history")
+    assert page.locator(".history tbody tr").count() == 2
+    page.screenshot(path=str(shots / "history.png"))
+
+
+def test_a_double_click_records_one_judgment(browser, live_server: str, committed_engine: Engine,
+                                             rater_email: str) -> None:
+    _campaign_with(committed_engine, (CHEST, ["first", "second"]))
+    page = browser.new_page(viewport=DESKTOP)
+    _login(page, live_server, rater_email)
+    page.locator(".scale .point").nth(3).click()  # tie
+    page.locator("#submit").dblclick()
+    page.wait_for_selector("text=Nothing left to rate")
+    # A retried POST of the same form (same idempotency key) is also recorded once.
+    assert len(_judgments(committed_engine)) == 1
+
+
+def test_a_script_in_a_response_never_runs(browser, live_server: str, committed_engine: Engine,
+                                           rater_email: str) -> None:
+    _campaign_with(committed_engine, (CHEST, XSS))
+    page = browser.new_page(viewport=DESKTOP)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    _login(page, live_server, rater_email)
+    shown = page.locator(".responses").inner_text()
+    assert "onerror" in shown and "<script>" in shown  # shown as text, in either order
+    page.keyboard.press("d")  # the word-diff view escapes too
+    assert page.locator("#workspace.show-diff").count() == 1
+    for link in page.locator(".response a").all():
+        link.click()
+    assert page.evaluate("window.__xss") is None and not dialogs
+    assert page.locator(".response script, .response img, .response svg").count() == 0
+
+
+@pytest.mark.parametrize(("viewport", "side_by_side"), [(DESKTOP, True), (TABLET, False)])
+def test_the_page_works_at_desktop_and_tablet_sizes(browser, live_server: str, committed_engine: Engine,
+                                                    rater_email: str, viewport, side_by_side, shots: Path) -> None:
+    _campaign_with(committed_engine, (CHEST, [TWO_WAY[0] * 12, TWO_WAY[1]]))  # one is long
+    page = browser.new_page(viewport=viewport)
+    _login(page, live_server, rater_email)
+    a, b = page.locator("#response-A").bounding_box(), page.locator("#response-B").bounding_box()
+    assert (abs(a["y"] - b["y"]) < 2) is side_by_side
+    assert a["x"] + a["width"] <= viewport["width"] and b["x"] + b["width"] <= viewport["width"]
+    panes = page.locator(".response .body.md")  # the long one (A or B: order is random) scrolls
+    assert panes.evaluate_all("els => els.some(e => e.scrollHeight > e.clientHeight + 50)")
+    if not side_by_side:
+        page.screenshot(path=str(shots / "rate-2way-tablet.png"))
+    page.locator(".scale .point").nth(5).click()  # B better, by tap
+    page.locator("#submit").click()
+    page.wait_for_selector("text=Nothing left to rate")
+    assert [j.ranks for j in _judgments(committed_engine)] == [[1, 0]]
+
+
+def test_no_judgments_left_behind(committed_engine: Engine) -> None:
+    with Session(committed_engine) as session:
+        assert session.scalar(select(func.count(Judgment.id))) == 0
