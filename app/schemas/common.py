@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 T = TypeVar("T")
 MAX_ID = 2_147_483_647  # ids are 32-bit in the database: larger ones are refused, not a 500
@@ -14,6 +22,23 @@ Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 # PostgreSQL text cannot hold NUL; refusing it here keeps such input a 422.
 SafeStr = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00]*$")]
 Pseudonym = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _iso_only(value: object) -> object:
+    # Pydantic would also read "0.5" as a Unix time; an API date is ISO 8601 and nothing else.
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("give an ISO 8601 time, e.g. 2026-01-31T00:00:00Z")
+    return value
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("give a time zone, e.g. 2026-01-31T00:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_aware)]
 
 
 class ErrorOut(BaseModel):
@@ -48,12 +73,5 @@ class ListQuery(BaseModel):
     cursor: str | None = Field(
         None, max_length=500, description="The `next_cursor` of the previous page."
     )
-    created_after: datetime | None = Field(None, description="At or after (ISO 8601, with zone).")
-    created_before: datetime | None = Field(None, description="Before (ISO 8601, with zone).")
-
-    @field_validator("created_after", "created_before")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("give a time zone, e.g. 2026-01-31T00:00:00Z")
-        return value
+    created_after: IsoTime | None = Field(None, description="At or after (ISO 8601, with zone).")
+    created_before: IsoTime | None = Field(None, description="Before (ISO 8601, with zone).")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.errors import ValidationFailed
-from app.schemas.common import Id, Pseudonym
+from app.schemas.common import Id, IsoTime, Pseudonym
 from trainer.schema import PairExpansion, TieHandling
 
 Shape = Literal["pairwise", "ranking", "aggregated"]
@@ -63,10 +62,10 @@ class ExportQuery(BaseModel):
         None, description="Only comparisons whose responses this training round generated."
     )
     rater: Pseudonym | None = Field(None, description="Only this rater pseudonym.")
-    created_after: datetime | None = Field(
+    created_after: IsoTime | None = Field(
         None, description="Judgments made at or after this time (ISO 8601)."
     )
-    created_before: datetime | None = Field(
+    created_before: IsoTime | None = Field(
         None, description="Judgments made before this time (ISO 8601)."
     )
     max_judgment_id: Id | None = Field(
@@ -85,13 +84,6 @@ class ExportQuery(BaseModel):
                 field="include_superseded",
             )
         return self
-
-    @field_validator("created_after", "created_before")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("give a time zone, e.g. 2026-01-31T00:00:00Z")
-        return value
 
     @property
     def grouped(self) -> bool:

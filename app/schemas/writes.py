@@ -52,7 +52,9 @@ class BulkComparisonsIn(BaseModel):
     )
 
     records: list[ImportRecord] = Field(min_length=1, max_length=MAX_BULK)
-    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Seeds the display shuffle.")
+    seed: int | None = Field(
+        None, ge=0, le=2**31 - 1, strict=True, description="Seeds the display shuffle."
+    )
 
     @model_validator(mode="after")
     def _no_nul(self) -> BulkComparisonsIn:
@@ -81,7 +83,7 @@ class RoundIn(BaseModel):
         },
     )
 
-    campaign_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    campaign_id: int | None = Field(None, ge=1, le=2**31 - 1, strict=True)
     method: Literal["rloo", "ppo", "dpo"] = "rloo"
     config: dict[str, Any] = Field(default_factory=dict, description="Overrides for the trainer.")
 
