@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,7 +31,7 @@ def api_error_response(exc: AppError) -> Response:
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
 
-def _field(loc: tuple[Any, ...] | list[Any]) -> str | None:
+def _field(loc: Sequence[Any]) -> str | None:
     # ("query", "limit") -> "limit"; ("body", "records", 3, "prompt") -> "records.3.prompt"
     parts = [str(p) for p in loc[1:]] if loc and loc[0] in ("query", "body", "path") else []
     return ".".join(parts) or (str(loc[0]) if loc else None)

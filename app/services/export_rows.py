@@ -91,7 +91,7 @@ def judgment_filters(query: ExportQuery) -> list[Any]:
     return clauses
 
 
-def judgment_select(query: ExportQuery) -> Select[Any]:
+def judgment_select(query: ExportQuery) -> Select[*tuple[Any, ...]]:
     """The judgments to export, joined to what each row names, in a stable order."""
     # JSON columns come as text and are parsed once in Python, and created_at only when the
     # shape shows it: per-value type processing costs more than the database's whole read.
