@@ -27,18 +27,38 @@ def _default(value: object) -> str:
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default).encode
 
 
+_TEXTS = ("prompt", "chosen", "rejected")
+
+
+def _pairwise_line(row: dict[str, Any], escaped: dict[str, str]) -> str:
+    """A pairwise row's JSON, escaping each long text once per chunk (a response recurs in
+    every pair and judgment that shows it); the short fields go through the encoder."""
+    parts = []
+    for key in _TEXTS:
+        text = row[key]
+        fragment = escaped.get(text)
+        if fragment is None:
+            fragment = escaped[text] = _encode(text)
+        parts.append(f'"{key}":{fragment}')
+    rest = _encode({k: v for k, v in row.items() if k not in _TEXTS})
+    return "{" + ",".join(parts) + "," + rest[1:]
+
+
 def jsonl_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
     """UTF-8 JSON lines, yielded in chunks of about JSONL_CHUNK_BYTES."""
     lines: list[str] = []
+    escaped: dict[str, str] = {}  # cleared with each chunk, so memory stays one chunk
     size = 0
     for row in rows:
-        line = _encode(row)
+        plain = row.get("kind") == "pairwise"
+        line = _pairwise_line(row, escaped) if plain else _encode(row)
         lines.append(line)
         size += len(line)
         if size >= JSONL_CHUNK_BYTES:
             lines.append("")
             yield "\n".join(lines).encode()
             lines, size = [], 0
+            escaped.clear()
     if lines:
         lines.append("")
         yield "\n".join(lines).encode()

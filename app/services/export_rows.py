@@ -130,13 +130,13 @@ def _id_in(column: Any, ids: set[int], dialect: str) -> Any:
     return column.in_(ids)
 
 
-def _texts(conn: Connection, ids: set[int]) -> dict[int, tuple[str, str]]:
+def _texts(conn: Connection, ids: set[int]) -> tuple[dict[int, str], dict[int, str]]:
     rows = conn.execute(
         select(Response.id, Response.text, Response.model_label).where(
             _id_in(Response.id, ids, conn.dialect.name)
         )
-    )
-    return {rid: (text, label) for rid, text, label in rows}
+    ).all()  # all at once: iterating fetches row by row
+    return {rid: text for rid, text, _ in rows}, {rid: label for rid, _, label in rows}
 
 
 def _items(conn: Connection, comparison_ids: set[int]) -> dict[int, list[int]]:
@@ -152,46 +152,35 @@ def _items(conn: Connection, comparison_ids: set[int]) -> dict[int, list[int]]:
 
 
 def _enrich(conn: Connection, batch: list[Any], *, with_items: bool) -> list[JudgmentRow]:
-    parsed = [(row, loads(row[2])) for row in batch]
-    texts = _texts(conn, {rid for _, shown in parsed for rid in shown})
+    # One JSON parse per row for both arrays: this loop runs once per exported judgment.
+    parsed = [loads(f"[{row[2]},{row[3] or 'null'}]") for row in batch]
+    text_of, label_of = _texts(conn, {rid for shown, _ in parsed for rid in shown})
     items = _items(conn, {row[1] for row in batch}) if with_items else {}
     out = []
-    for (
-        jid,
-        cid,
-        _,
-        ranks,
-        strength,
-        nr,
-        flags,
-        at,
-        rater,
-        camp,
-        rnd,
-        gold,
-        prompt,
-    ), shown in parsed:
-        missing = [rid for rid in shown if rid not in texts]
-        if missing:
-            raise Conflict(f"judgment {jid} shows response {missing[0]}, which no longer exists")
+    for row, (shown, ranks) in zip(batch, parsed, strict=True):
+        jid, cid, _, _, strength, nr, flags, at, rater, camp, rnd, gold, prompt = row
+        try:
+            texts = [text_of[rid] for rid in shown]
+        except KeyError as exc:
+            raise Conflict(f"judgment {jid} shows response {exc}, which no longer exists") from exc
         out.append(
             JudgmentRow(
-                id=jid,
-                comparison_id=cid,
-                shown_order=shown,
-                ranks=None if ranks is None else loads(ranks),
-                strength=strength,
-                not_rankable=nr,
-                flags=loads(flags) if flags and flags != "{}" else {},
-                created_at=at,
-                rater=rater,
-                campaign=camp,
-                round=rnd,
-                is_gold=gold,
-                prompt=prompt,
-                texts=[texts[rid][0] for rid in shown],
-                labels=[texts[rid][1] for rid in shown],
-                items=items.get(cid),
+                jid,
+                cid,
+                shown,
+                ranks,
+                strength,
+                nr,
+                loads(flags) if flags and flags != "{}" else {},
+                at,
+                rater,
+                camp,
+                rnd,
+                gold,
+                prompt,
+                texts,
+                [label_of[rid] for rid in shown],
+                items.get(cid),
             )
         )
     return out
@@ -205,7 +194,7 @@ def stream_judgments(
     conn = session.connection()
     result = conn.execute(
         judgment_select(query),
-        execution_options={"stream_results": True, "max_row_buffer": batch_rows},
+        execution_options={"yield_per": batch_rows},  # a server-side cursor, fixed batches
     )
     try:
         for partition in result.partitions(batch_rows):
