@@ -33,14 +33,14 @@ _TEXTS = ("prompt", "chosen", "rejected")
 def _pairwise_line(row: dict[str, Any], escaped: dict[str, str]) -> str:
     """A pairwise row's JSON, escaping each long text once per chunk (a response recurs in
     every pair and judgment that shows it); the short fields go through the encoder."""
-    parts = []
+    parts = ['"kind":"pairwise"']
     for key in _TEXTS:
         text = row[key]
         fragment = escaped.get(text)
         if fragment is None:
             fragment = escaped[text] = _encode(text)
         parts.append(f'"{key}":{fragment}')
-    rest = _encode({k: v for k, v in row.items() if k not in _TEXTS})
+    rest = _encode({k: v for k, v in row.items() if k not in _TEXTS and k != "kind"})
     return "{" + ",".join(parts) + "," + rest[1:]
 
 

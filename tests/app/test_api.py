@@ -246,3 +246,10 @@ def test_openapi_documents_the_api_with_examples(client):
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "examples" in schema["components"]["schemas"]["JudgmentOut"]
     assert client.get("/docs").status_code == 200
+
+
+def test_a_token_does_not_open_the_rater_pages(client, db):
+    _, plaintext = make_token(db, scope="write")
+    for page in ("/rate", "/history"):
+        response = client.get(page, headers=_auth(plaintext), follow_redirects=False)
+        assert response.status_code != 200, page
