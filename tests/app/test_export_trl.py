@@ -87,3 +87,12 @@ def test_conversational_and_parquet_exports_load_with_datasets(db, judged, tmp_p
         dataset = load_dataset("parquet", data_files=str(file), split="train")
         assert dataset.num_rows == {"pairwise": 36, "ranking": 12, "aggregated": 6}[shape]
         assert dataset[0]["kind"] == shape
+
+
+def test_our_trainer_reads_the_pairwise_and_ranking_exports(db, judged, tmp_path):
+    from trainer.data import read_records
+
+    for shape, count in (("pairwise", 36), ("ranking", 12)):
+        path = _write(db, tmp_path / f"{shape}.jsonl", campaign_id=judged.id, shape=shape)
+        records = read_records(path)
+        assert len(records) == count and {r.kind for r in records} == {shape}
