@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from trainer.config import DPOConfig
 from trainer.dpo import read_pairs, train_dpo
 from trainer.schema import RankingRecord, ResponseRecord
+
+pytestmark = pytest.mark.usefixtures("torch_threads")
 
 PROMPTS = [f"Patient {i}: what should I take for the fever?" for i in range(8)]
 

@@ -182,11 +182,14 @@ def test_score_sits_on_the_eos_token_and_at_the_length_limit() -> None:
 
 def test_trl_first_pad_placement_differs_from_ours_when_pad_differs_from_eos() -> None:
     """trl#3750: TRL puts the score one past the EOS (first pad) when pad != eos; we use the EOS."""
-    from trl.experimental.utils import first_true_indices
-
     eos, pad = 7, 0
     response = torch.tensor([[5, 6, eos, pad, pad]])
-    seq_len = first_true_indices(response == pad) - 1  # TRL: index of the last non-pad token
+    # trl/experimental/utils.py first_true_indices, transcribed (importing trl.experimental costs
+    # ~10 s here): the index of the first True, or the row length when there is none.
+    bools = response == pad
+    n = bools.size(-1)
+    first_pad = torch.min(n * (~bools).long() + torch.arange(n), dim=-1).values
+    seq_len = first_pad - 1  # TRL: index of the last non-pad token
     trl_end = torch.where(seq_len + 1 < response.size(1), seq_len + 1, seq_len)
     ours = last_token_index(torch.tensor([[1, 1, 1, 0, 0]]))
     assert trl_end.item() == 3  # a padding position: no action the policy took

@@ -17,6 +17,8 @@ from trainer.policy import (
     sample,
 )
 
+pytestmark = pytest.mark.usefixtures("torch_threads")
+
 PROMPTS = ["What dose of paracetamol for fever?", "hi"]
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from trainer.config import PPOConfig
 from trainer.policy import encode_prompts, load_policy, sample
 from trainer.ppo import AdaptiveKL, PolicyWithValue, train_ppo
+
+pytestmark = pytest.mark.usefixtures("torch_threads")
 
 PROMPTS = [f"Patient {i}: what should I take for the fever?" for i in range(32)]
 

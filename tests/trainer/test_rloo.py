@@ -12,6 +12,8 @@ from trainer.config import RLOOConfig
 from trainer.rl import RewardModelScorer, TrainingDiverged
 from trainer.rloo import train_rloo
 
+pytestmark = pytest.mark.usefixtures("torch_threads")
+
 PROMPTS = [f"Patient {i}: what should I take for the fever?" for i in range(16)]
 VOWELS = set("aeiou")
 

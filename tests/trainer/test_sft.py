@@ -12,6 +12,8 @@ from trainer.config import SFTConfig
 from trainer.policy import load_policy
 from trainer.sft import read_sft_data, sft_batch, sft_loss, train_sft
 
+pytestmark = pytest.mark.usefixtures("torch_threads")
+
 EXAMPLES = [
     ("What should I take for a fever?", "rest and water, call the clinic if worse."),
     ("Is my blood pressure high?", "the test result is normal."),
