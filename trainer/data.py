@@ -20,9 +20,16 @@ import torch
 from pydantic import ValidationError
 from torch.utils.data import Sampler
 
-from trainer.schema import UNSAFE, PairwiseRecord, RankingRecord
+from trainer.schema import (
+    UNSAFE,
+    AggregatedRecord,
+    ConversationalPairwiseRecord,
+    Message,
+    PairwiseRecord,
+    RankingRecord,
+)
 
-Record = RankingRecord | PairwiseRecord
+Record = RankingRecord | PairwiseRecord | ConversationalPairwiseRecord | AggregatedRecord
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,10 @@ def parse_record(row: dict[str, Any]) -> Record:
     kind = row.get("kind")
     if kind == "ranking":
         return RankingRecord.model_validate(row)
+    if kind == "aggregated":
+        return AggregatedRecord.model_validate(row)
+    if kind == "pairwise_conversational" or (kind is None and isinstance(row.get("chosen"), list)):
+        return ConversationalPairwiseRecord.model_validate({"prompt": [], **row})
     if kind == "pairwise" or kind is None:
         trl_keys = {"prompt", "chosen", "rejected", "margin"}
         if kind is None and not set(row) <= trl_keys:
@@ -105,6 +116,27 @@ def data_hash(records: Sequence[Record]) -> str:
     return h.hexdigest()
 
 
+def render_messages(messages: Sequence[Message]) -> str:
+    """Chat messages as plain text in HH-RLHF's style ("\n\nUser: ...\n\nAssistant: ...")."""
+    return "".join(f"\n\n{m.role.capitalize()}: {m.content}" for m in messages)
+
+
+def as_basic_record(rec: Record) -> RankingRecord | PairwiseRecord:
+    """Aggregated rows become their consensus ranking; conversational pairs become text pairs."""
+    if isinstance(rec, AggregatedRecord):
+        return RankingRecord(
+            comparison_id=rec.comparison_id, prompt=rec.prompt, responses=rec.responses,
+            ranks=rec.consensus_ranks, is_gold=rec.is_gold, weight=float(max(rec.n_raters, 1)),
+        )  # fmt: skip
+    if isinstance(rec, ConversationalPairwiseRecord):
+        fields = rec.model_dump(exclude={"kind", "prompt", "chosen", "rejected"})
+        return PairwiseRecord(
+            prompt=render_messages(rec.prompt), chosen=render_messages(rec.chosen),
+            rejected=render_messages(rec.rejected), **fields,
+        )  # fmt: skip
+    return rec
+
+
 def records_to_comparisons(
     records: Iterable[Record],
     *,
@@ -115,7 +147,7 @@ def records_to_comparisons(
 ) -> list[Comparison]:
     """Group records by comparison (or prompt), dedupe responses, and collect their pairs."""
     by_key: dict[str, Comparison] = {}
-    for rec in records:
+    for rec in map(as_basic_record, records):
         cid = rec.comparison_id
         key = f"c:{cid}" if cid is not None else f"p:{rec.prompt}"
         comp = by_key.setdefault(key, Comparison(key=key, prompt=rec.prompt))

@@ -45,8 +45,12 @@ def load_reward_model(path: str, config: RewardConfig | None = None) -> tuple[An
     config = config or RewardConfig()
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.model_max_length = int(1e9)  # we truncate ourselves, from the left
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        # transformers pools decoder classifiers at the last token that is not the pad id; a pad
+        # distinct from EOS (the unknown token, where there is one) keeps the saved model right
+        # for anyone who loads it. Our own scoring reads the attention mask either way.
+        spare = tokenizer.unk_token if tokenizer.unk_token != tokenizer.eos_token else None
+        tokenizer.pad_token = spare or tokenizer.pad_token or tokenizer.eos_token
     model = AutoModelForSequenceClassification.from_pretrained(
         path, num_labels=1, dtype=torch.float32
     )
@@ -243,7 +247,8 @@ def train_reward_model(
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
     # 3. Train: one forward per distinct response, the loss over every pair it is in.
-    history, n_pairs, n_rows, t0 = [], 0, 0, time.perf_counter()
+    history, n_pairs, n_rows, eval_seconds = [], 0, 0, 0.0
+    t0 = time.perf_counter()
     bar = tqdm(
         total=len(loader) * config.epochs, desc="reward",
         disable=not (config.progress and accelerator.is_main_process),
@@ -276,10 +281,12 @@ def train_reward_model(
                 acc=f"{run_correct / max(run_pairs, 1):.3f}",
             )
         # The unwrapped model: an eval forward through DDP would sync buffers across ranks.
+        t_eval = time.perf_counter()
         ev = evaluate(
             accelerator.unwrap_model(model), eval_e, pad_id=pad_id,
             batch_size=config.eval_batch_size, accelerator=accelerator,
         )  # fmt: skip
+        eval_seconds += time.perf_counter() - t_eval
         row = {"epoch": epoch, "train_loss": run_loss / max(run_pairs, 1),
                "train_accuracy": run_correct / max(run_pairs, 1), **{f"eval_{k}": v for k, v in ev.items()}}  # fmt: skip
         history.append(row)
@@ -288,7 +295,7 @@ def train_reward_model(
                 json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
             )
     bar.close()
-    seconds = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0 - eval_seconds  # training time only
 
     # 4. Save: merged weights (safetensors), tokenizer, config, data hashes, metrics.
     metrics = {

@@ -197,3 +197,24 @@ def test_converters_read_the_shared_data_sets() -> None:
     # The first question's votes (1~2, 1>3, 4>1, 2>3, 2~4, 4>3) give 4 > 2 > 1 > 3.
     assert fg[0].ranks == [2, 1, 3, 0]
     assert "Question: When does bloom" in fg[0].prompt
+
+
+def test_aggregated_and_conversational_rows_are_read_and_grouped(tmp_path: Path) -> None:
+    aggregated = {
+        "kind": "aggregated", "comparison_id": 9, "prompt": "p", "n_raters": 3,
+        "responses": [{"text": "a"}, {"text": "b", "flags": ["unsafe"]}, {"text": "c"}],
+        "consensus_ranks": [1, 2, 0], "bt_scores": [0.0, -1.0, 1.0],
+    }  # fmt: skip
+    conversational = {
+        "prompt": [{"role": "user", "content": "hi?"}],
+        "chosen": [{"role": "assistant", "content": "hello"}],
+        "rejected": [{"role": "assistant", "content": "go away"}],
+    }
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps(aggregated) + "\n" + json.dumps(conversational) + "\n")
+    first, second = records_to_comparisons(read_records(path))
+    assert first.unsafe == [False, True, False]
+    assert {(p.better, p.worse) for p in first.pairs} == {(2, 0), (2, 1), (0, 1)}
+    assert sum(p.weight for p in first.pairs) == pytest.approx(3.0)  # one per rater
+    assert second.prompt == "\n\nUser: hi?"
+    assert second.responses == ["\n\nAssistant: hello", "\n\nAssistant: go away"]

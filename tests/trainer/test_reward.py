@@ -64,10 +64,10 @@ def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 
 def test_score_is_read_at_the_last_real_token_when_pad_equals_eos(tiny_llama_dir: Path) -> None:
     model, tok = reward.load_reward_model(str(tiny_llama_dir))
-    assert tok.pad_token_id == tok.eos_token_id
+    eos = tok.eos_token_id
+    model.config.pad_token_id = eos  # the checkpoint's own setting: pad == eos
     torch.manual_seed(0)
     torch.nn.init.normal_(model.score.weight, std=1.0)
-    eos = tok.eos_token_id
     rows = [
         tok("short answer")["input_ids"] + [eos],
         tok("a much longer answer here")["input_ids"] + [eos],
@@ -159,7 +159,7 @@ def test_cli_trains_saves_a_loadable_model_and_reward_eval_prints_json(
 def test_lora_and_gradient_checkpointing_on_a_causal_lm(
     tiny_llama_dir: Path, tmp_path: Path
 ) -> None:
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     out = tmp_path / "lora-rm"
     config = RewardConfig(
@@ -170,4 +170,11 @@ def test_lora_and_gradient_checkpointing_on_a_causal_lm(
     assert metrics["train_pairs_seen"] > 0 and metrics["eval_pairs"] > 0
     loaded = AutoModelForSequenceClassification.from_pretrained(out)
     assert not any("lora" in name for name, _ in loaded.named_parameters())
-    assert json.loads((out / reward.META_FILE).read_text())["pad_equals_eos"] is True
+    # The saved pad differs from EOS, so transformers' own pooling reads the same token as ours.
+    saved_tok = AutoTokenizer.from_pretrained(out)
+    assert saved_tok.pad_token_id != saved_tok.eos_token_id == loaded.config.eos_token_id
+    batch = saved_tok(["yes it is<|im_end|>", "no<|im_end|>"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        pooled = loaded(**batch).logits.squeeze(-1)
+        ours = reward.sequence_rewards(loaded, batch["input_ids"], batch["attention_mask"])
+    assert torch.allclose(pooled, ours, atol=1e-6)

