@@ -108,62 +108,9 @@ def smollm2_checkpoint() -> Path:
     return ensure_smollm2(cache)
 
 
-# ChatML, as SmolLM2 uses, so the tiny policy exercises the same prompt path as the real one.
-CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-TINY_TEXT = (
-    "the patient dose mg daily take with food pain fever infection blood pressure heart rate doctor "
-    "nurse clinic test result normal high low treatment antibiotic rest water sleep call emergency "
-    "symptoms week day hour return if worse"
-)
-
-
-def train_tiny_tokenizer(vocab_size: int = 256):  # type: ignore[no-untyped-def]
-    """A byte-level BPE trained here on clinical-ish word salad; pad == eos == <|im_end|>."""
-    import random
-    import string
-
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    rng, words = random.Random(0), TINY_TEXT.split()
-    corpus = [" ".join(rng.choice(words) for _ in range(12)) + "." for _ in range(2000)]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    # Printable ASCII only (plus the byte-level space/newline marks): a small vocabulary keeps the
-    # tiny policy's softmax cheap and its initial distribution over few enough tokens to learn.
-    alphabet = [c for c in pre_tokenizers.ByteLevel.alphabet() if c in string.printable or c in "ĠĊ"]
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=alphabet
-    )
-    tok.train_from_iterator(corpus, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
-        pad_token="<|im_end|>", unk_token="<|endoftext|>",
-    )  # fmt: skip
-    fast.chat_template = CHATML
-    return fast
-
-
 @pytest.fixture(scope="session")
 def tiny_policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, 64-wide Llama policy with a locally trained 256-token BPE (pad == eos)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from trainer.checkpoints import build_tiny_policy
 
-    torch.manual_seed(0)
-    tok = train_tiny_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-        bos_token_id=tok.bos_token_id, tie_word_embeddings=True,
-    )  # fmt: skip
-    path = tmp_path_factory.mktemp("tiny-policy")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    return build_tiny_policy(tmp_path_factory.mktemp("tiny-policy"))
