@@ -8,13 +8,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from app.db import SessionDep
 from app.errors import NotFound
 from app.models import Campaign
 from app.services.auth import authenticate
 from app.web.auth import (
     CsrfDep,
     CurrentUser,
+    DbDep,
     RaterDep,
     WebSession,
     anonymous_session,
@@ -61,7 +61,7 @@ def login_page(request: Request, user: CurrentUser, next: str = "/rate") -> Resp
 
 
 @router.post("/login", dependencies=[CsrfDep])
-def login(request: Request, session: SessionDep, form: FormDep) -> Response:
+def login(request: Request, session: DbDep, form: FormDep) -> Response:
     """Check the password; count a failure (the account locks after too many)."""
     outcome = authenticate(session, email=text(form, "email"), password=text(form, "password"))
     target = safe_next(text(form, "next"))
@@ -83,7 +83,7 @@ def logout(request: Request) -> RedirectResponse:
 
 
 @router.get("/guidelines/{campaign_id}", response_class=HTMLResponse)
-def guidelines(request: Request, session: SessionDep, rater: RaterDep, campaign_id: int) -> Response:
+def guidelines(request: Request, session: DbDep, rater: RaterDep, campaign_id: int) -> Response:
     """A campaign's guidelines on their own page."""
     campaign = session.get(Campaign, campaign_id)
     if campaign is None or campaign.status == "draft":

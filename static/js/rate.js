@@ -4,7 +4,6 @@
   "use strict";
 
   let started = performance.now();
-  let selected = 0; // the response that digit keys rank (K-way)
 
   const workspace = () => document.getElementById("workspace");
   const form = () => document.getElementById("judge");
@@ -15,12 +14,19 @@
       (el.tagName === "INPUT" && !["radio", "checkbox"].includes(el.type)));
   }
 
+  // The response that digit keys rank (K-way) is marked in the DOM (the server marks A), so a
+  // key pressed the instant a new comparison swaps in can never act on a stale selection.
+  function selectedIndex() {
+    const index = responses().findIndex((el) => el.classList.contains("selected"));
+    return index < 0 ? 0 : index;
+  }
+
   function select(index, scroll = true) {
     const all = responses();
     if (!all.length) return;
-    selected = (index + all.length) % all.length;
-    all.forEach((el, i) => el.classList.toggle("selected", i === selected));
-    if (scroll) all[selected].scrollIntoView({ block: "nearest" });
+    const chosen = (index + all.length) % all.length;
+    all.forEach((el, i) => el.classList.toggle("selected", i === chosen));
+    if (scroll) all[chosen].scrollIntoView({ block: "nearest" });
   }
 
   function setRank(index, rank) {
@@ -82,13 +88,19 @@
     else if (k === 2 && /^[1-7]$/.test(key)) setScale(Number(key));
     else if (k === 2 && key === "ArrowLeft") setScale(Math.max(1, scalePosition() - 1));
     else if (k === 2 && key === "ArrowRight") setScale(Math.min(7, scalePosition() + 1));
-    else if (k > 2 && /^[1-9]$/.test(key) && Number(key) <= k) { setRank(selected, Number(key)); select(selected + 1); }
-    else if (k > 2 && key === "ArrowLeft") select(selected - 1);
-    else if (k > 2 && key === "ArrowRight") select(selected + 1);
-    else if (k > 2 && key === "ArrowUp") setRank(selected, Math.max(1, (currentRank(selected) || 2) - 1));
-    else if (k > 2 && key === "ArrowDown") setRank(selected, Math.min(k, (currentRank(selected) || 0) + 1));
+    else if (k > 2) handled = rankKey(key, k, selectedIndex());
     else handled = false;
     if (handled) event.preventDefault();
+  }
+
+  function rankKey(key, k, current) {
+    if (/^[1-9]$/.test(key) && Number(key) <= k) { setRank(current, Number(key)); select(current + 1); }
+    else if (key === "ArrowLeft") select(current - 1);
+    else if (key === "ArrowRight") select(current + 1);
+    else if (key === "ArrowUp") setRank(current, Math.max(1, (currentRank(current) || 2) - 1));
+    else if (key === "ArrowDown") setRank(current, Math.min(k, (currentRank(current) || 0) + 1));
+    else return false;
+    return true;
   }
 
   function onChange(event) {
@@ -125,8 +137,6 @@
 
   function reset() {
     started = performance.now();
-    selected = 0;
-    if (responses().length > 2) select(0, false);
     markRationale();
   }
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.models import Assignment, Campaign, Judgment
 from app.services.imports import import_records
 from tests.app.test_auth import HTML, csrf_of, login
-from tests.factories import make_campaign, make_user
+from tests.factories import make_campaign, make_comparisons, make_user
 from trainer.schema import ImportRecord, ImportResponse
 
 HX = {"HX-Request": "true"}
@@ -181,3 +181,11 @@ def test_guidelines_page(client: TestClient, db: Session) -> None:
     html = client.get(f"/guidelines/{campaign.id}", headers=HTML).text
     assert "<h1>Rules</h1>" in html and "<script>x()" not in html
     assert client.get("/guidelines/999999", headers=HTML).status_code == 404
+
+
+def test_gold_comparisons_look_like_any_other(client: TestClient, db: Session) -> None:
+    campaign = make_campaign(db, gold_rate=1.0)
+    make_comparisons(db, campaign, gold=True)
+    _rater(client, db)
+    html = client.get("/rate", headers=HTML).text
+    assert 'id="response-A"' in html and "gold" not in html.lower()
