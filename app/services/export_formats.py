@@ -27,21 +27,37 @@ def _default(value: object) -> str:
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default).encode
 
 
-_TEXTS = ("prompt", "chosen", "rejected")
+_LITERALS = {True: "true", False: "false", None: "null"}
 
 
 def _pairwise_line(row: dict[str, Any], escaped: dict[str, str]) -> str:
-    """A pairwise row's JSON, escaping each long text once per chunk (a response recurs in
-    every pair and judgment that shows it); the short fields go through the encoder."""
-    parts = ['"kind":"pairwise"']
-    for key in _TEXTS:
-        text = row[key]
-        fragment = escaped.get(text)
+    """A pairwise row's JSON, written field by field: the export's hot loop.
+
+    Each long text is escaped once per chunk (a response recurs in every pair and judgment that
+    shows it); tests check these lines parse to the same rows as the generic encoder's.
+    """
+
+    def text(value: str | None) -> str:
+        if value is None:
+            return "null"
+        fragment = escaped.get(value)
         if fragment is None:
-            fragment = escaped[text] = _encode(text)
-        parts.append(f'"{key}":{fragment}')
-    rest = _encode({k: v for k, v in row.items() if k not in _TEXTS and k != "kind"})
-    return "{" + ",".join(parts) + "," + rest[1:]
+            fragment = escaped[value] = _encode(value)
+        return fragment
+
+    def number(value: object) -> str:
+        return "null" if value is None else _encode(value)
+
+    return (
+        f'{{"kind":"pairwise","prompt":{text(row["prompt"])},"chosen":{text(row["chosen"])},'
+        f'"rejected":{text(row["rejected"])},"margin":{float(row["margin"])!r},'
+        f'"tie":{_LITERALS[row["tie"]]},"comparison_id":{number(row["comparison_id"])},'
+        f'"judgment_id":{number(row["judgment_id"])},"rater":{text(row["rater"])},'
+        f'"campaign":{text(row["campaign"])},"round":{number(row["round"])},'
+        f'"is_gold":{_LITERALS[row["is_gold"]]},"weight":{float(row["weight"])!r},'
+        f'"chosen_flags":{_encode(row["chosen_flags"]) if row["chosen_flags"] else "[]"},'
+        f'"rejected_flags":{_encode(row["rejected_flags"]) if row["rejected_flags"] else "[]"}}}'
+    )
 
 
 def jsonl_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:

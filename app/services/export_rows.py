@@ -53,7 +53,7 @@ class JudgmentRow:
     is_gold: bool
     prompt: str
     texts: list[str]
-    labels: list[str]
+    labels: list[str]  # empty for the pairwise shape, which does not show them
     items: list[int] | None = None  # the comparison's response ids in canonical order
 
     def ranking(self) -> dict[int, int] | None:
@@ -151,14 +151,28 @@ def _items(conn: Connection, comparison_ids: set[int]) -> dict[int, list[int]]:
     return out
 
 
-def _enrich(conn: Connection, batch: list[Any], *, with_items: bool) -> list[JudgmentRow]:
-    # One JSON parse per row for both arrays: this loop runs once per exported judgment.
-    parsed = [loads(f"[{row[2]},{row[3] or 'null'}]") for row in batch]
-    text_of, label_of = _texts(conn, {rid for shown, _ in parsed for rid in shown})
-    items = _items(conn, {row[1] for row in batch}) if with_items else {}
+def int_list(text: str | None) -> list[int] | None:
+    """A JSON array of ints as stored ("[3, 1, 2]"), parsed without the JSON machinery."""
+    # This runs twice per exported judgment; split-and-int is several times faster than loads.
+    if text is None or text == "null":
+        return None
+    inner = text.strip()[1:-1]
+    if not inner.strip():
+        return []
+    try:
+        return [int(part) for part in inner.split(",")]
+    except ValueError:  # not plain ints after all: let the JSON parser decide
+        return [int(v) for v in loads(text)]
+
+
+def _enrich(conn: Connection, batch: list[Any], *, shape: str) -> list[JudgmentRow]:
+    shown_orders = [int_list(row[2]) or [] for row in batch]
+    text_of, label_of = _texts(conn, {rid for shown in shown_orders for rid in shown})
+    items = _items(conn, {row[1] for row in batch}) if shape == "aggregated" else {}
+    labelled = shape != "pairwise"  # only ranking and aggregated rows name the models
     out = []
-    for row, (shown, ranks) in zip(batch, parsed, strict=True):
-        jid, cid, _, _, strength, nr, flags, at, rater, camp, rnd, gold, prompt = row
+    for row, shown in zip(batch, shown_orders, strict=True):
+        jid, cid, _, ranks, strength, nr, flags, at, rater, camp, rnd, gold, prompt = row
         try:
             texts = [text_of[rid] for rid in shown]
         except KeyError as exc:
@@ -168,7 +182,7 @@ def _enrich(conn: Connection, batch: list[Any], *, with_items: bool) -> list[Jud
                 jid,
                 cid,
                 shown,
-                ranks,
+                int_list(ranks),
                 strength,
                 nr,
                 loads(flags) if flags and flags != "{}" else {},
@@ -179,7 +193,7 @@ def _enrich(conn: Connection, batch: list[Any], *, with_items: bool) -> list[Jud
                 gold,
                 prompt,
                 texts,
-                [label_of[rid] for rid in shown],
+                [label_of[rid] for rid in shown] if labelled else [],
                 items.get(cid),
             )
         )
@@ -198,6 +212,6 @@ def stream_judgments(
     )
     try:
         for partition in result.partitions(batch_rows):
-            yield _enrich(conn, list(partition), with_items=query.shape == "aggregated")
+            yield _enrich(conn, list(partition), shape=query.shape)
     finally:
         result.close()

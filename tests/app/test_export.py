@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.schemas.export import ExportQuery
 from app.services.export import export_bytes
@@ -175,3 +177,23 @@ def test_bad_option_combinations_are_refused(db):
     assert style.value.field == "style"
     with pytest.raises(ValidationFailed):
         ExportQuery(shape="aggregated", include_superseded=True)
+
+
+@given(
+    texts=st.lists(st.text(), min_size=3, max_size=3),
+    margin=st.sampled_from([0.0, 1.0, 2.0, 3.0]),
+    tie=st.booleans(),
+    round_id=st.one_of(st.none(), st.integers(1, 2**31)),
+    flags=st.lists(st.sampled_from(["unsafe", "factually_wrong"]), max_size=2),
+)
+def test_fast_pairwise_lines_parse_to_the_same_rows(texts, margin, tie, round_id, flags):
+    from app.services.export_formats import jsonl_chunks
+
+    row = {
+        "kind": "pairwise", "prompt": texts[0], "chosen": texts[1], "rejected": texts[2],
+        "margin": margin, "tie": tie, "comparison_id": 1, "judgment_id": 2, "rater": "r-1",
+        "campaign": 'a "quoted" campaign', "round": round_id, "is_gold": False, "weight": 1.0,
+        "chosen_flags": flags, "rejected_flags": [],
+    }  # fmt: skip
+    assert json.loads(b"".join(jsonl_chunks([row]))) == row
+    assert set(row) == set(PairwiseRecord.model_fields)
