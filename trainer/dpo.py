@@ -20,7 +20,7 @@ from trainer.config import DPOConfig, dataclass_from_namespace, dataclass_to_arg
 from trainer.data import read_records
 from trainer.losses import dpo_loss
 from trainer.policy import encode_prompts, encode_responses, policy_forward
-from trainer.rl import MetricsLog, TrainingDiverged, save_policy, setup_policy
+from trainer.rl import TrainingDiverged, setup_policy
 from trainer.schema import PairwiseRecord, RankingRecord, ranking_to_pairwise
 
 Pair = tuple[str, str, str, float]  # (prompt, chosen, rejected, weight)
@@ -54,18 +54,19 @@ def train_dpo(config: DPOConfig, pairs: list[Pair] | None = None) -> dict[str, A
     pairs = pairs or read_pairs(config.data)
     run = setup_policy(config, with_ref=False)
     acc, model, tok, opt = run.accelerator, run.model, run.tokenizer, run.optimizer
-    log, rng = MetricsLog(config.out), random.Random(config.seed)
+    log, rng = run.metrics_log(config.out), random.Random(config.seed)  # same order everywhere
     size = config.batch_size
     # Reference log-probs, once, before any update (the policy is still the reference here).
     with torch.no_grad(), acc.autocast():
         ref = torch.cat([sequence_logps(model, tok, pairs[i : i + size], config)
                          .view(2, -1) for i in range(0, len(pairs), size)], 1)  # fmt: skip
     step = 0
-    bar = tqdm(total=config.epochs * -(-len(pairs) // size), desc="dpo",
-               disable=not config.progress)  # fmt: skip
+    n_batches = -(-len(run.shard(pairs)) // size)
+    bar = tqdm(total=config.epochs * n_batches, desc="dpo", disable=not config.progress)
     for _ in range(config.epochs):
         order = list(range(len(pairs)))
         rng.shuffle(order)
+        order = run.shard(order)
         for start in range(0, len(order), size):
             idx = order[start : start + size]
             with acc.autocast():
@@ -94,7 +95,7 @@ def train_dpo(config: DPOConfig, pairs: list[Pair] | None = None) -> dict[str, A
             step += 1
             bar.update()
     bar.close()
-    path = save_policy(run.policy, tok, config.out, config) if config.out else None
+    path = run.save(config)
     return log.finish(method="dpo", pairs=len(pairs), policy_path=str(path) if path else None)
 
 

@@ -29,13 +29,11 @@ from trainer.losses import (
 )
 from trainer.policy import decode_responses, encode_prompts, policy_forward, sample
 from trainer.rl import (
-    MetricsLog,
     RewardFn,
     as_reward_fn,
     check_health,
     read_prompts,
     reference_logprobs,
-    save_policy,
     score,
     setup_policy,
 )
@@ -88,7 +86,9 @@ def train_ppo(
     run = setup_policy(config, wrap=PolicyWithValue)
     acc, model, tok, opt = run.accelerator, run.model, run.tokenizer, run.optimizer
     reward_fn = as_reward_fn(reward or config.reward_model, acc.device)
-    log, rng = MetricsLog(config.out), random.Random(config.seed)
+    # Different prompts on each process under `accelerate launch`.
+    log = run.metrics_log(config.out)
+    rng = random.Random(config.seed + acc.process_index)
     beta = AdaptiveKL(config.kl_coef, config.target_kl, config.kl_horizon)
     for step in tqdm(range(config.steps), desc="ppo", disable=not config.progress):
         # 1. Rollout: one response per prompt.
@@ -157,7 +157,7 @@ def train_ppo(
         check_health(metrics, max_kl=config.max_kl, max_ratio=config.max_ratio)
         beta.update(seq_kl, n)
         log.log(step, metrics)
-    path = save_policy(run.policy, tok, config.out, config) if config.out else None
+    path = run.save(config)
     return log.finish(method="ppo", policy_path=str(path) if path else None)
 
 

@@ -175,6 +175,24 @@ class PolicyRun:
     ref: Any  # frozen reference model, or None when LoRA's adapter-off model serves as one
     optimizer: torch.optim.Optimizer
 
+    def metrics_log(self, out_dir: str) -> MetricsLog:
+        """Metrics files from the main process only (`accelerate launch` runs one per GPU)."""
+        return MetricsLog(out_dir if self.accelerator.is_main_process else None)
+
+    def shard(self, items: list[Any]) -> list[Any]:
+        """This process's share of a list every process ordered the same way (equal lengths)."""
+        n = self.accelerator.num_processes
+        # Drop the remainder: a process with one step more would wait forever in DDP's all-reduce.
+        items = items[: len(items) - len(items) % n]
+        return items[self.accelerator.process_index :: n]
+
+    def save(self, config: Any) -> Path | None:
+        """Save the policy (main process, after every process finished its last step)."""
+        self.accelerator.wait_for_everyone()
+        if not config.out or not self.accelerator.is_main_process:
+            return None
+        return save_policy(self.policy, self.tokenizer, config.out, config)
+
 
 def setup_policy(
     config: Any, wrap: Callable[[Any], Any] | None = None, *, with_ref: bool = True
@@ -186,7 +204,8 @@ def setup_policy(
 
     cuda = torch.cuda.is_available()
     acc = Accelerator(mixed_precision="bf16" if config.bf16 and cuda else "no")
-    torch.manual_seed(config.seed)
+    # Each process samples differently; DDP broadcasts rank 0's initial weights anyway.
+    torch.manual_seed(config.seed + acc.process_index)
     policy, tok = load_policy(
         config.model, lora_r=config.lora_r if config.lora else 0, lora_alpha=config.lora_alpha
     )

@@ -21,14 +21,12 @@ from trainer.config import RLOOConfig, dataclass_from_namespace, dataclass_to_ar
 from trainer.losses import masked_mean, rloo_advantages, rloo_policy_loss
 from trainer.policy import decode_responses, encode_prompts, policy_forward, sample
 from trainer.rl import (
-    MetricsLog,
     RewardFn,
     as_reward_fn,
     check_health,
     chunks,
     read_prompts,
     reference_logprobs,
-    save_policy,
     score,
     setup_policy,
 )
@@ -44,7 +42,9 @@ def train_rloo(
     run = setup_policy(config)
     acc, model, tok, ref, opt = run.accelerator, run.model, run.tokenizer, run.ref, run.optimizer
     reward_fn = as_reward_fn(reward or config.reward_model, acc.device)
-    log, rng = MetricsLog(config.out), random.Random(config.seed)
+    # Different prompts on each process under `accelerate launch`.
+    log = run.metrics_log(config.out)
+    rng = random.Random(config.seed + acc.process_index)
     k = config.k
     for step in tqdm(range(config.steps), desc="rloo", disable=not config.progress):
         # 1. Rollout: k samples per prompt, grouped so rows [i*k, (i+1)*k) share a prompt.
@@ -112,7 +112,7 @@ def train_rloo(
         }
         check_health(metrics, max_kl=config.max_kl, max_ratio=config.max_ratio)
         log.log(step, metrics)
-    path = save_policy(run.policy, tok, config.out, config) if config.out else None
+    path = run.save(config)
     return log.finish(method="rloo", policy_path=str(path) if path else None)
 
 

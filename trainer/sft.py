@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from trainer.config import SFTConfig, dataclass_from_namespace, dataclass_to_arguments
 from trainer.losses import masked_mean
 from trainer.policy import encode_prompts, encode_responses, policy_forward
-from trainer.rl import MetricsLog, TrainingDiverged, save_policy, setup_policy
+from trainer.rl import TrainingDiverged, setup_policy
 
 Example = tuple[str, str]  # (prompt, ideal response)
 
@@ -64,16 +64,17 @@ def train_sft(config: SFTConfig, examples: list[Example] | None = None) -> dict[
     examples = examples or read_sft_data(config.data)
     run = setup_policy(config, with_ref=False)
     acc, model, tok, opt = run.accelerator, run.model, run.tokenizer, run.optimizer
-    log, rng = MetricsLog(config.out), random.Random(config.seed)
-    n_batches = -(-len(examples) // config.batch_size)
+    log, rng = run.metrics_log(config.out), random.Random(config.seed)  # same order everywhere
+    n_batches = -(-len(run.shard(examples)) // config.batch_size)
     bar = tqdm(total=config.epochs * n_batches, desc="sft", disable=not config.progress)
     step = 0
     for epoch in range(config.epochs):
         order = list(examples)
         rng.shuffle(order)
+        order = run.shard(order)
         for start in range(0, len(order), config.batch_size):
-            batch = tuple(t.to(acc.device) for t in
-                          sft_batch(tok, order[start : start + config.batch_size], config))  # fmt: skip
+            examples_batch = order[start : start + config.batch_size]
+            batch = tuple(t.to(acc.device) for t in sft_batch(tok, examples_batch, config))
             with acc.autocast():
                 loss = sft_loss(model, batch)
             if not torch.isfinite(loss):
@@ -89,7 +90,7 @@ def train_sft(config: SFTConfig, examples: list[Example] | None = None) -> dict[
             step += 1
             bar.update()
     bar.close()
-    path = save_policy(run.policy, tok, config.out, config) if config.out else None
+    path = run.save(config)
     return log.finish(method="sft", policy_path=str(path) if path else None)
 
 

@@ -44,3 +44,18 @@ def test_read_pairs_expands_rankings_and_drops_ties(tmp_path: Path) -> None:
     pairs = read_pairs(path)
     assert sorted(pairs) == [("q", "best", "mid", 1.0), ("q", "best", "mid too", 1.0),
                              ("q2", "a", "b", 1.0)]  # fmt: skip
+
+
+def test_dpo_cli_on_an_export_file(tiny_policy_dir: Path, tmp_path: Path) -> None:
+    from trainer.__main__ import main
+
+    rec = RankingRecord(
+        comparison_id=1, prompt="fever?",
+        responses=[ResponseRecord(text=t) for t in ("rest and water", "ignore it")], ranks=[0, 1],
+    )  # fmt: skip
+    data = tmp_path / "export.jsonl"
+    data.write_text(rec.model_dump_json() + "\n")
+    rc = main(["dpo", "--model", str(tiny_policy_dir), "--out", str(tmp_path / "run"),
+               "--data", str(data), "--no-progress"])  # fmt: skip
+    assert rc == 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["pairs"] == 1

@@ -66,3 +66,17 @@ def test_adaptive_kl_controller_tracks_the_target() -> None:
     fixed = AdaptiveKL(0.1, target=0.0, horizon=100)
     fixed.update(50.0, 10)
     assert fixed.value == 0.1
+
+
+def test_ppo_cli(tiny_policy_dir: Path, tmp_path: Path) -> None:
+    from trainer.__main__ import main
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(PROMPTS[:4]) + "\n")
+    rc = main(["ppo", "--model", str(tiny_policy_dir), "--out", str(tmp_path / "run"),
+               "--prompts", str(prompts), "--reward-model", str(tiny_policy_dir), "--steps", "1",
+               "--prompts-per-step", "4", "--max-new-tokens", "4", "--kl-estimator", "k3",
+               "--target-kl", "6", "--no-progress"])  # fmt: skip
+    assert rc == 0
+    row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text())
+    assert row["kl_coef"] == 0.05 and (tmp_path / "run" / "metrics.json").exists()

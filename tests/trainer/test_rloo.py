@@ -81,3 +81,17 @@ def test_reward_scorer_reads_the_last_real_token_when_pad_is_eos(tiny_policy_dir
     batched = scorer(prompts, responses)
     alone = torch.cat([scorer([p], [r]) for p, r in zip(prompts, responses, strict=True)])
     assert torch.allclose(batched, alone, atol=1e-5)
+
+
+def test_rloo_cli_with_a_reward_model_directory(tiny_policy_dir: Path, tmp_path: Path) -> None:
+    from trainer.__main__ import main
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS[:4]))
+    rc = main(["rloo", "--model", str(tiny_policy_dir), "--out", str(tmp_path / "run"),
+               "--prompts", str(prompts), "--reward-model", str(tiny_policy_dir), "--steps", "2",
+               "--prompts-per-step", "2", "--k", "2", "--max-new-tokens", "4",
+               "--no-progress"])  # fmt: skip
+    assert rc == 0
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
+    assert (tmp_path / "run" / "policy" / "model.safetensors").exists()

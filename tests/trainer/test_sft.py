@@ -61,3 +61,14 @@ def test_read_sft_data_names_the_bad_line(tmp_path: Path) -> None:
     data.write_text('{"prompt": "a", "response": "b"}\n{"prompt": "a"}\n')
     with pytest.raises(ValueError, match="bad.jsonl:2"):
         read_sft_data(data)
+
+
+def test_sft_cli(tiny_policy_dir: Path, tmp_path: Path) -> None:
+    from trainer.__main__ import main
+
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p, "completion": r}) + "\n" for p, r in EXAMPLES))
+    rc = main(["sft", "--model", str(tiny_policy_dir), "--out", str(tmp_path / "run"),
+               "--data", str(data), "--batch-size", "2", "--no-progress"])  # fmt: skip
+    assert rc == 0
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
