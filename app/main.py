@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from app import health
+from app.api import docs as api_docs
 from app.api import router as api_router
 from app.api.errors import api_error_response, install_api_error_handlers, is_api
 from app.config import get_settings
@@ -32,10 +33,13 @@ def create_app() -> FastAPI:
         title="prefloop",
         version="0.1.0",
         description="Physicians rank clinical assistant responses; rounds train on their preferences.",
+        docs_url=None,  # served by app.api.docs from vendored Swagger UI, not a CDN
+        redoc_url=None,
     )
     app.mount("/static", StaticFiles(directory=REPO_ROOT / "static"), name="static")
     app.include_router(health.router)
     app.include_router(api_router)
+    app.include_router(api_docs.router)
     app.include_router(web_router)
     app.add_exception_handler(AppError, _app_error_handler)
     install_api_error_handlers(app)

@@ -245,7 +245,9 @@ def test_openapi_documents_the_api_with_examples(client):
     assert "/api/v1/export" in schema["paths"]
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "examples" in schema["components"]["schemas"]["JudgmentOut"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn" not in docs.text.lower()
+    assert client.get("/static/vendor/swagger-ui/swagger-ui-bundle-5.35.0.js").status_code == 200
 
 
 def test_a_token_does_not_open_the_rater_pages(client, db):
