@@ -34,6 +34,8 @@ def generate_responses(
     A prompt is a string, or a mapping with `prompt` and optionally `external_id` and `context`,
     which are carried over so the app can tie the new comparison to its source prompt.
     """
+    if not 2 <= config.k <= 8:  # one comparison shows 2..8 responses (ImportRecord)
+        raise ValueError(f"k must be between 2 and 8 responses per prompt, got {config.k}")
     rows = [{"prompt": p} if isinstance(p, str) else dict(p) for p in prompts]
     version = config.model_version or Path(config.model).name
     generated = generate_texts(config, [r["prompt"] for r in rows])

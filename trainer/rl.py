@@ -71,6 +71,8 @@ def as_reward_fn(reward: str | Path | RewardFn, device: torch.device | str = "cp
     """A reward model directory becomes a scorer; a callable is used as it is."""
     if callable(reward):
         return reward
+    if not reward or not Path(reward).is_dir():
+        raise ValueError(f"reward must be a callable or a reward model directory, got {reward!r}")
     return RewardModelScorer(reward, device=device)
 
 

@@ -56,3 +56,8 @@ def test_vllm_backend_says_what_is_missing(tiny_policy_dir: Path) -> None:
     config = GenerateConfig(model=str(tiny_policy_dir), backend="vllm", progress=False)
     with pytest.raises(RuntimeError, match="pip install vllm"):
         generate_responses(config, ["a"])
+
+
+def test_generate_refuses_a_k_the_app_cannot_import(tiny_policy_dir: Path) -> None:
+    with pytest.raises(ValueError, match="between 2 and 8"):
+        generate_responses(GenerateConfig(model=str(tiny_policy_dir), k=1), ["a"])
