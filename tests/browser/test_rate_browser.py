@@ -69,23 +69,24 @@ def _login(page, server: str, email: str, shots: Path | None = None) -> None:
     page.wait_for_url("**/rate")
 
 
-def test_keyboard_ranking_flags_and_history(browser, live_server: str, committed_engine: Engine,
-                                            rater_email: str, shots: Path) -> None:
-    _campaign_with(committed_engine, (CHEST, TWO_WAY), (DIABETES, FOUR_WAY))
-    page = browser.new_page(viewport=DESKTOP)
-    _login(page, live_server, rater_email, shots)
-    assert page.locator(".response").count() == 2
+def _order(page) -> list[str]:
+    """The response texts in the order this rater sees them (randomised per rater)."""
+    return [t.strip() for t in page.locator(".response .body.md").all_inner_texts()]
+
+
+def _two_way(page, shots: Path) -> tuple[list[int], str]:
+    """Prefer the aspirin answer strongly and flag the other unsafe, by keyboard; return ranks."""
+    safe_first = _order(page)[0].endswith("do not drive yourself.")
+    bad = "B" if safe_first else "A"
     page.keyboard.press("Enter")  # nothing chosen yet: a message, and nothing recorded
     page.wait_for_selector("#flash >> text=choose a point on the preference scale")
-    assert _judgments(committed_engine) == []
-    page.keyboard.press("2")  # A better
-    assert page.locator('input[name="scale"][value="-2"]').is_checked()
-    page.keyboard.press("ArrowLeft")  # A much better
-    assert page.locator('input[name="scale"][value="-3"]').is_checked()
-    page.locator("#response-B .flag-unsafe").click()
+    page.keyboard.press("2" if safe_first else "6")  # A better / B better
+    page.keyboard.press("ArrowLeft" if safe_first else "ArrowRight")  # ... much better
+    assert page.locator(f'input[name="scale"][value="{-3 if safe_first else 3}"]').is_checked()
+    page.locator(f"#response-{bad} .flag-unsafe").click()
     page.keyboard.press("Enter")  # unsafe without a rationale is refused, in place
-    page.wait_for_selector("#flash >> text=say why response B is unsafe")
-    page.fill("#rationale", "B recommends driving and ibuprofen in a likely MI")
+    page.wait_for_selector(f"#flash >> text=say why response {bad} is unsafe")
+    page.fill("#rationale", f"{bad} suggests ibuprofen and driving in a likely MI")
     page.keyboard.press("Escape")
     page.keyboard.press("?")
     assert page.locator("#shortcuts").is_visible()
@@ -95,20 +96,43 @@ def test_keyboard_ranking_flags_and_history(browser, live_server: str, committed
     page.screenshot(path=str(shots / "rate-2way.png"))
     page.keyboard.press("d")
     page.keyboard.press("Enter")
-    page.wait_for_selector("#response-D")  # the 4-way swapped in without a page load
-    for key in ("1", "3", "1", "4"):  # A=1, B=3, C=1 (tie with A), D=4
-        page.keyboard.press(key)
-    page.keyboard.press("ArrowLeft")  # back to D (selection wrapped to A), then up two ranks
+    return ([0, 1] if safe_first else [1, 0]), bad
+
+
+def _four_way(page, shots: Path) -> list[int]:
+    """Rank the four diabetes answers by keyboard (metformin and HbA1c tie first); return ranks."""
+    wanted = {FOUR_WAY[1]: 1, FOUR_WAY[3]: 1, FOUR_WAY[0]: 2, FOUR_WAY[2]: 4}
+    order = _order(page)
+    for text in order:  # each digit ranks the selected response and selects the next
+        page.keyboard.press(str(wanted[text]))
+    page.keyboard.press("ArrowLeft")  # wrapped back to D: one rank down, then up again
+    page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowUp")
-    page.keyboard.press("ArrowUp")
-    assert page.locator('input[name="rank-3"][value="2"]').is_checked()
+    insulin = "ABCD"[order.index(FOUR_WAY[2])]
+    page.locator(f"#response-{insulin} .flag-factually_wrong").click()
     page.screenshot(path=str(shots / "rate-4way.png"))
     page.keyboard.press("Enter")
+    levels = sorted(set(wanted.values()))
+    return [levels.index(wanted[text]) for text in order]
+
+
+def test_keyboard_ranking_flags_and_history(browser, live_server: str, committed_engine: Engine,
+                                            rater_email: str, shots: Path) -> None:
+    _campaign_with(committed_engine, (CHEST, TWO_WAY), (DIABETES, FOUR_WAY))
+    page = browser.new_page(viewport=DESKTOP)
+    _login(page, live_server, rater_email, shots)
+    assert page.locator(".response").count() == 2
+    two_ranks, bad = _two_way(page, shots)
+    page.wait_for_selector("#response-D")  # the 4-way swapped in without a page load
+    assert _judgments(committed_engine)[0].ranks == two_ranks
+    four_ranks = _four_way(page, shots)
     page.wait_for_selector("text=Nothing left to rate")
     two, four = _judgments(committed_engine)
-    assert (two.ranks, two.strength) == ([0, 1], 3)
-    assert two.flags == {str(two.shown_order[1]): ["unsafe"]} and "ibuprofen" in two.rationale
-    assert four.ranks == [0, 2, 0, 1] and four.time_spent_ms and four.time_spent_ms > 0
+    assert (two.ranks, two.strength) == (two_ranks, 3)
+    assert two.flags == {str(two.shown_order["AB".index(bad)]): ["unsafe"]}
+    assert "ibuprofen" in two.rationale
+    assert four.ranks == four_ranks and four.time_spent_ms and four.time_spent_ms > 0
+    assert list(four.flags.values()) == [["factually_wrong"]]
     page.goto(live_server + "/history")
     assert page.locator(".history tbody tr").count() == 2
     page.screenshot(path=str(shots / "history.png"))
