@@ -46,6 +46,8 @@ def _pairwise_line(row: dict[str, Any], escaped: dict[str, str]) -> str:
         return fragment
 
     def number(value: object) -> str:
+        if type(value) is int:
+            return str(value)
         return "null" if value is None else _encode(value)
 
     return (
