@@ -256,8 +256,10 @@ class LengthGroupedBatches(Sampler[list[int]]):
             chunks = [order[i : i + mega] for i in range(0, len(order), mega)]
             order = [i for ch in chunks for i in sorted(ch, key=lambda j: -self.lengths[j])]
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        # A short batch goes last: Accelerate's sharding across processes expects that.
+        tail = [batches.pop()] if batches and len(batches[-1]) < self.batch_size else []
         rng.shuffle(batches)
-        return iter(batches)
+        return iter(batches + tail)
 
 
 def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:

@@ -247,8 +247,8 @@ def train_reward_model(
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
     # 3. Train: one forward per distinct response, the loss over every pair it is in.
-    history, n_pairs, n_rows, eval_seconds = [], 0, 0, 0.0
-    t0 = time.perf_counter()
+    history, n_pairs, n_rows, eval_seconds, eval_cpu = [], 0, 0, 0.0, 0.0
+    t0, cpu0 = time.perf_counter(), time.process_time()
     bar = tqdm(
         total=len(loader) * config.epochs, desc="reward",
         disable=not (config.progress and accelerator.is_main_process),
@@ -281,14 +281,19 @@ def train_reward_model(
                 acc=f"{run_correct / max(run_pairs, 1):.3f}",
             )
         # The unwrapped model: an eval forward through DDP would sync buffers across ranks.
-        t_eval = time.perf_counter()
+        t_eval, cpu_eval = time.perf_counter(), time.process_time()
         ev = evaluate(
             accelerator.unwrap_model(model), eval_e, pad_id=pad_id,
             batch_size=config.eval_batch_size, accelerator=accelerator,
         )  # fmt: skip
         eval_seconds += time.perf_counter() - t_eval
-        row = {"epoch": epoch, "train_loss": run_loss / max(run_pairs, 1),
-               "train_accuracy": run_correct / max(run_pairs, 1), **{f"eval_{k}": v for k, v in ev.items()}}  # fmt: skip
+        eval_cpu += time.process_time() - cpu_eval
+        row = {
+            "epoch": epoch,
+            "train_loss": run_loss / max(run_pairs, 1),
+            "train_accuracy": run_correct / max(run_pairs, 1),
+            **{f"eval_{k}": v for k, v in ev.items()},
+        }
         history.append(row)
         if accelerator.is_main_process:
             bar.write(
@@ -296,6 +301,8 @@ def train_reward_model(
             )
     bar.close()
     seconds = time.perf_counter() - t0 - eval_seconds  # training time only
+    # CPU time of this process: on a shared machine, less at the mercy of other jobs than wall time.
+    cpu_seconds = time.process_time() - cpu0 - eval_cpu
 
     # 4. Save: merged weights (safetensors), tokenizer, config, data hashes, metrics.
     metrics = {
@@ -307,6 +314,7 @@ def train_reward_model(
         "train_sequences_encoded": n_rows * accelerator.num_processes,
         "train_seconds": seconds,
         "train_pairs_per_second": n_pairs * accelerator.num_processes / seconds,
+        "train_cpu_seconds": cpu_seconds,
     }
     accelerator.wait_for_everyone()
     if accelerator.is_main_process and config.out:

@@ -177,6 +177,8 @@ def test_length_grouped_batches_cover_everything_once_and_cut_padding() -> None:
     sampler = LengthGroupedBatches(lengths, 8, seed=0)
     batches = list(sampler)
     assert sorted(i for b in batches for i in b) == list(range(400))
+    odd = list(LengthGroupedBatches(lengths[:397], 8, seed=1))
+    assert [len(b) for b in odd] == [8] * 49 + [5]  # the short batch last, for sharding
     assert list(sampler) != batches  # a new order every epoch
     random_batches = list(LengthGroupedBatches(lengths, 8, seed=0, group=False))
 

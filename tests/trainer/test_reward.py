@@ -13,7 +13,7 @@ import torch
 from trainer import reward
 from trainer.config import RewardConfig
 from trainer.data import data_hash, read_records, write_records
-from trainer.schema import RankingRecord
+from trainer.schema import PairwiseRecord, RankingRecord
 
 MARKERS = ["excellent", "good", "poor", "awful"]  # best to worst
 FILLER = ["the", "patient", "should", "take", "water", "rest", "today", "doctor", "said", "then"]
@@ -114,11 +114,11 @@ def test_cli_trains_saves_a_loadable_model_and_reward_eval_prints_json(
 
     data, held = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
     write_records(marker_rankings(24, seed=2), data)
-    held.write_text(
-        "\n".join(
-            json.dumps({"prompt": "q: ", "chosen": "good", "rejected": "awful"}) for _ in range(3)
-        )
-    )
+    rows = [
+        json.dumps({"prompt": f"q{i}: ", "chosen": "good", "rejected": "awful"}) for i in range(3)
+    ]
+    tied = PairwiseRecord(prompt="q: ", chosen="fine", rejected="okay", tie=True)
+    held.write_text("\n".join([*rows, tied.model_dump_json()]))
     out = tmp_path / "rm"
     printed = cli(
         ["reward", "--data", str(data), "--model", str(tiny_bert_dir), "--out", str(out),
@@ -130,6 +130,7 @@ def test_cli_trains_saves_a_loadable_model_and_reward_eval_prints_json(
     assert '"epoch": 1' in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["eval_pairs"] == 3 and metrics["train_comparisons"] == 24
+    assert metrics["eval_tie_pairs"] == 1 and metrics["eval_tie_mean_abs_diff"] >= 0
     meta = json.loads((out / reward.META_FILE).read_text())
     assert meta["train_data_sha256"] == data_hash(read_records(data))
     assert meta["config"]["margin"] is True and meta["config"]["grad_accum"] == 2
@@ -153,7 +154,8 @@ def test_cli_trains_saves_a_loadable_model_and_reward_eval_prints_json(
         .splitlines()[-1]
     )
     result = json.loads(last)
-    assert result["pairs"] == 3 and result["accuracy"] in (0.0, 1.0) and result["loss"] > 0
+    assert result["pairs"] == 3 and result["tie_pairs"] == 1
+    assert result["accuracy"] in (0.0, 1 / 3, 2 / 3, 1.0) and result["loss"] > 0
 
 
 def test_lora_and_gradient_checkpointing_on_a_causal_lm(
