@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -134,6 +135,20 @@ def as_basic_record(rec: Record) -> RankingRecord | PairwiseRecord:
             prompt=render_messages(rec.prompt), chosen=render_messages(rec.chosen),
             rejected=render_messages(rec.rejected), **fields,
         )  # fmt: skip
+    if isinstance(rec, PairwiseRecord) and not rec.prompt:
+        # TRL's implicit-prompt rows: the shared start is the prompt. prompt + response is the
+        # same text, so tokens do not change, but grouping and the held-out split now work.
+        shared = os.path.commonprefix([rec.chosen, rec.rejected])
+        shared = shared[: min(len(shared), len(rec.chosen) - 1, len(rec.rejected) - 1)]
+        n = max(shared.rfind(" "), shared.rfind("\n")) + 1  # cut between words, not inside one
+        if n > 0:
+            return rec.model_copy(
+                update={
+                    "prompt": rec.chosen[:n],
+                    "chosen": rec.chosen[n:],
+                    "rejected": rec.rejected[n:],
+                }
+            )
     return rec
 
 
@@ -147,9 +162,10 @@ def records_to_comparisons(
 ) -> list[Comparison]:
     """Group records by comparison (or prompt), dedupe responses, and collect their pairs."""
     by_key: dict[str, Comparison] = {}
-    for rec in map(as_basic_record, records):
+    for row, rec in enumerate(map(as_basic_record, records)):
         cid = rec.comparison_id
-        key = f"c:{cid}" if cid is not None else f"p:{rec.prompt}"
+        # Rows with neither id nor prompt are their own comparison, never one giant group.
+        key = f"c:{cid}" if cid is not None else f"p:{rec.prompt}" if rec.prompt else f"r:{row}"
         comp = by_key.setdefault(key, Comparison(key=key, prompt=rec.prompt))
         weight = rec.weight if rater_weights else 1.0
         if isinstance(rec, RankingRecord):

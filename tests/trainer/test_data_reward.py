@@ -220,3 +220,21 @@ def test_aggregated_and_conversational_rows_are_read_and_grouped(tmp_path: Path)
     assert sum(p.weight for p in first.pairs) == pytest.approx(3.0)  # one per rater
     assert second.prompt == "\n\nUser: hi?"
     assert second.responses == ["\n\nAssistant: hello", "\n\nAssistant: go away"]
+
+
+def test_implicit_prompt_rows_get_their_shared_start_as_prompt() -> None:
+    rows = [
+        PairwiseRecord(
+            prompt="", chosen="Human: hi? Assistant: hello", rejected="Human: hi? Assistant: go"
+        ),
+        PairwiseRecord(
+            prompt="", chosen="Human: hi? Assistant: hey", rejected="Human: hi? Assistant: help"
+        ),
+        PairwiseRecord(prompt="", chosen="yes", rejected="no"),
+        PairwiseRecord(prompt="", chosen="ok", rejected="no"),
+    ]
+    first, *rest = records_to_comparisons(rows)
+    assert first.prompt == "Human: hi? Assistant: "
+    assert first.responses == ["hello", "go", "hey", "help"] and len(first.pairs) == 2
+    assert [c.prompt for c in rest] == ["", ""]  # nothing shared: one comparison per row
+    assert [first.prompt + r for r in first.responses[:2]] == [rows[0].chosen, rows[0].rejected]
