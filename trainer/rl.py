@@ -220,7 +220,9 @@ def setup_policy(
     model = wrap(policy) if wrap else policy
     model.eval()  # dropout off: the ratio of a policy to itself must be exactly 1
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=config.lr)
+    # Fused AdamW, as transformers' Trainer defaults to on torch >= 2.8: one kernel for all
+    # tensors, and none of the foreach implementation's param-sized temporaries at peak memory.
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0, fused=True)
     model, opt = acc.prepare(model, opt)
     return PolicyRun(acc, model, policy, tok, ref, opt)
 
