@@ -17,41 +17,51 @@ from trainer.schema import SCHEMA_VERSION, PairExpansion, TieHandling, implied_p
 Row = dict[str, Any]
 
 
+def _flags(flags: dict[str, list[str]], response_id: int) -> list[str]:
+    return list(flags.get(str(response_id), ())) if flags else []
+
+
 def pairwise_rows(
-    row: JudgmentRow, *, ties: TieHandling, expansion: PairExpansion, conversational: bool
+    rows: Iterable[JudgmentRow],
+    *,
+    ties: TieHandling,
+    expansion: PairExpansion,
+    conversational: bool,
 ) -> Iterator[Row]:
-    """The pairs one judgment implies, as trainer.schema.ranking_to_pairwise expands them."""
-    if row.not_rankable or row.ranks is None:
-        return
-    ranks, flags = row.ranks, row.flags
-    for better, worse, tie in implied_pairs(ranks, ties=ties, expansion=expansion):
-        # The strength is the rater's margin of the best over the next: the top pair only.
-        top = ranks[better] == 0 and ranks[worse] == 1
-        margin = float(row.strength) if (row.strength is not None and top) else 0.0
-        prompt: Any = row.prompt
-        chosen: Any = row.texts[better]
-        rejected: Any = row.texts[worse]
-        if conversational:
-            prompt = [{"role": "user", "content": prompt}]
-            chosen = [{"role": "assistant", "content": chosen}]
-            rejected = [{"role": "assistant", "content": rejected}]
-        yield {
-            "kind": "pairwise_conversational" if conversational else "pairwise",
-            "prompt": prompt,
-            "chosen": chosen,
-            "rejected": rejected,
-            "margin": margin,
-            "tie": tie,
-            "comparison_id": row.comparison_id,
-            "judgment_id": row.id,
-            "rater": row.rater,
-            "campaign": row.campaign,
-            "round": row.round,
-            "is_gold": row.is_gold,
-            "weight": 1.0,
-            "chosen_flags": list(flags.get(str(row.shown_order[better]), ())),
-            "rejected_flags": list(flags.get(str(row.shown_order[worse]), ())),
-        }
+    """The pairs the judgments imply, as trainer.schema.ranking_to_pairwise expands them."""
+    kind = "pairwise_conversational" if conversational else "pairwise"
+    for row in rows:  # one loop over a batch: this runs once per exported pair
+        ranks = row.ranks
+        if row.not_rankable or ranks is None:
+            continue
+        for better, worse, tie in implied_pairs(ranks, ties=ties, expansion=expansion):
+            # The strength is the rater's margin of the best over the next: the top pair only.
+            top = ranks[better] == 0 and ranks[worse] == 1
+            margin = float(row.strength) if (row.strength is not None and top) else 0.0
+            prompt: Any = row.prompt
+            chosen: Any = row.texts[better]
+            rejected: Any = row.texts[worse]
+            if conversational:
+                prompt = [{"role": "user", "content": prompt}]
+                chosen = [{"role": "assistant", "content": chosen}]
+                rejected = [{"role": "assistant", "content": rejected}]
+            yield {
+                "kind": kind,
+                "prompt": prompt,
+                "chosen": chosen,
+                "rejected": rejected,
+                "margin": margin,
+                "tie": tie,
+                "comparison_id": row.comparison_id,
+                "judgment_id": row.id,
+                "rater": row.rater,
+                "campaign": row.campaign,
+                "round": row.round,
+                "is_gold": row.is_gold,
+                "weight": 1.0,
+                "chosen_flags": _flags(row.flags, row.shown_order[better]),
+                "rejected_flags": _flags(row.flags, row.shown_order[worse]),
+            }
 
 
 def ranking_row(row: JudgmentRow) -> Row:
@@ -169,8 +179,9 @@ def _per_judgment(rows: Iterable[JudgmentRow], query: ExportQuery) -> Iterator[R
     if query.shape == "ranking":
         yield from (ranking_row(row) for row in rows)
         return
-    conversational = query.style == "conversational"
-    for row in rows:
-        yield from pairwise_rows(
-            row, ties=query.ties, expansion=query.expansion, conversational=conversational
-        )
+    yield from pairwise_rows(
+        rows,
+        ties=query.ties,
+        expansion=query.expansion,
+        conversational=query.style == "conversational",
+    )

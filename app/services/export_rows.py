@@ -70,7 +70,7 @@ def live_only() -> Any:
 
 
 def judgment_filters(query: ExportQuery) -> list[Any]:
-    """WHERE clauses for the export's filters (shared with the row count in tests and bench)."""
+    """WHERE clauses for the export's filters."""
     clauses: list[Any] = []
     if not query.include_superseded:
         clauses.append(live_only())
