@@ -9,6 +9,7 @@ never both take the last place.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +27,9 @@ SKIP_REASONS = {
     "other": "Other",
 }
 _system_rng = random.SystemRandom()
+# When every open comparison is being claimed by someone else at this instant, wait briefly for
+# those claims to commit rather than tell the rater "nothing left" while places remain.
+CLAIM_RETRIES = 20
 
 
 def _counts(now: datetime) -> ColumnElement[bool]:
@@ -63,9 +67,9 @@ def _current_lease(session: Session, rater: User, now: datetime) -> Assignment |
 
 
 def _candidate(
-    session: Session, rater: User, now: datetime, draw: float, tried: list[int]
+    session: Session, rater: User, now: datetime, draw: float, tried: list[int], *, lock: bool
 ) -> Comparison | None:
-    """The best open comparison for this rater, locked; None when there is none left."""
+    """The best open comparison for this rater (locked, skipping rows others are claiming)."""
     taken = (
         select(func.count(Assignment.id))
         .where(Assignment.comparison_id == Comparison.id, _counts(now))
@@ -93,8 +97,11 @@ def _candidate(
             Comparison.id,
         )
         .limit(1)
-        .with_for_update(skip_locked=True, of=Comparison)
     )
+    if lock:
+        # NO KEY UPDATE: claimers exclude each other, but rows merely referenced by a foreign
+        # key (a judgment or assignment being inserted elsewhere) are not skipped.
+        stmt = stmt.with_for_update(skip_locked=True, key_share=True, of=Comparison)
     if tried:
         stmt = stmt.where(Comparison.id.not_in(tried))
     return session.scalar(stmt.execution_options(populate_existing=True))
@@ -160,13 +167,17 @@ def next_assignment(
         return current
     draw = rng.random()
     tried: list[int] = []
-    while (comparison := _candidate(session, rater, now, draw, tried)) is not None:
-        tried.append(comparison.id)
-        _lock_for_sqlite(session, comparison.id)
-        campaign = session.get_one(Campaign, comparison.campaign_id)
-        # Counted again under the lock: the candidate query's count may predate a commit.
-        if active_count(session, comparison_id=comparison.id, now=now) < campaign.overlap:
-            return _place(session, rater, comparison, now, lease, rng)
+    for attempt in range(CLAIM_RETRIES):
+        while (comparison := _candidate(session, rater, now, draw, tried, lock=True)) is not None:
+            tried.append(comparison.id)
+            _lock_for_sqlite(session, comparison.id)
+            campaign = session.get_one(Campaign, comparison.campaign_id)
+            # Counted again under the lock: the candidate query's count may predate a commit.
+            if active_count(session, comparison_id=comparison.id, now=now) < campaign.overlap:
+                return _place(session, rater, comparison, now, lease, rng)
+        if _candidate(session, rater, now, draw, tried, lock=False) is None:
+            return None
+        time.sleep(0.02 * (attempt + 1))
     return None
 
 
