@@ -60,6 +60,21 @@ def run_worker(script: str, name: str, args: list[str]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def run_all(script: str, names: list[str], args: list[str], repeats: int) -> dict[str, Any]:
+    """Run the contestants `repeats` times, interleaved (the CPU is shared: load drifts), and
+    keep for each the run with the median seconds per step."""
+    runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for _ in range(repeats):
+        for name in names:
+            runs[name].append(run_worker(script, name, args))
+    out = {}
+    for name, rs in runs.items():
+        rs.sort(key=lambda r: r["sec_per_step_median"])
+        out[name] = {**rs[len(rs) // 2], "repeats": len(rs),
+                     "all_sec_per_step": [round(r["sec_per_step_median"], 3) for r in rs]}  # fmt: skip
+    return out
+
+
 def time_our_steps(train: Callable[[], dict[str, Any]], out_dir: Path) -> dict[str, Any]:
     """Run one of our trainers; the `elapsed_s` of each metrics.jsonl row is its step end time."""
     train()
@@ -99,3 +114,7 @@ def report(title: str, results: dict[str, dict[str, Any]], baseline: str) -> Non
             ratio = r["sec_per_step_median"] / base["sec_per_step_median"]
             mem = r["peak_rss_mb"] / base["peak_rss_mb"]
             print(f"{name} / {baseline}: time x{ratio:.2f}, peak memory x{mem:.2f}")
+    for name, r in results.items():
+        print(
+            f"{name}: s/step medians over {r['repeats']} interleaved runs: {r['all_sec_per_step']}"
+        )

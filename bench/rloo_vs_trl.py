@@ -64,6 +64,7 @@ def main() -> int:
     parser.add_argument("--new-tokens", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1, help="Interleaved runs per contestant.")
     parser.add_argument("--worker", choices=["ours", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -77,8 +78,9 @@ def main() -> int:
         from trainer.checkpoints import build_tiny_policy
 
         args.model = str(build_tiny_policy(Path(tempfile.mkdtemp()) / "tiny"))
-    passthrough = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k != "worker"]
-    results = {name: rb.run_worker(__file__, name, passthrough) for name in ("trl", "ours")}
+    skip = ("worker", "repeats")
+    passthrough = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in skip]
+    results = rb.run_all(__file__, ["trl", "ours"], passthrough, args.repeats)
     print(f"model={args.model} steps={args.steps} prompts={args.prompts} k={args.k} "
           f"new_tokens={args.new_tokens} threads={args.threads}")  # fmt: skip
     rb.report("RLOO: ours vs TRL 1.16.0 RLOOTrainer (CPU)", results, baseline="trl")
