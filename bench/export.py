@@ -167,7 +167,7 @@ def _copy(url: str, sql: str) -> tuple[int, float]:
 
 
 def reference_queries() -> dict[str, str]:
-    """The export's own judgment query, alone and with each row's response texts (two ways)."""
+    """The export's own judgment query, alone and with each row's prompt and response texts."""
     from sqlalchemy.dialects import postgresql
 
     from app.schemas.export import ExportQuery
@@ -187,14 +187,18 @@ def reference_queries() -> dict[str, str]:
         "FROM comparison_items ci JOIN responses r ON r.id = ci.response_id "
         "GROUP BY ci.comparison_id) AS t ON t.cid = judgments.comparison_id WHERE"
     )
+    # Join prompts before adding the subquery, whose own WHERE would otherwise come first.
+    with_prompt = sql.replace(
+        "WHERE", "JOIN prompts ON prompts.id = comparisons.prompt_id WHERE", 1
+    )
     return {
-        "judgments only (no response texts)": sql,
-        "with texts (correlated subquery)": sql.replace(
-            head, f"SELECT {subquery}, judgments.id,", 1
+        "judgments only (no texts)": sql,
+        "with texts (correlated subquery)": with_prompt.replace(
+            head, f"SELECT prompts.text, {subquery}, judgments.id,", 1
         ),
-        "with texts (grouped join)": sql.replace(head, "SELECT t.texts, judgments.id,", 1).replace(
-            "WHERE", grouped, 1
-        ),
+        "with texts (grouped join)": with_prompt.replace(
+            head, "SELECT prompts.text, t.texts, judgments.id,", 1
+        ).replace("JOIN prompts", grouped.removesuffix(" WHERE") + " JOIN prompts", 1),
     }
 
 

@@ -1,7 +1,7 @@
 """The export's source: judgment rows streamed from the database, with their texts, in batches.
 
 One server-side cursor (PostgreSQL) walks the judgments; each batch then fetches the texts of the
-responses it shows in one query. Memory holds one batch, whatever the size of the export.
+prompts and responses it shows, once each. Memory holds one batch, whatever the size of the export.
 """
 
 from __future__ import annotations
@@ -110,12 +110,11 @@ def judgment_select(query: ExportQuery) -> Select[*tuple[Any, ...]]:
             Campaign.name,
             Comparison.round_id,
             Comparison.is_gold,
-            Prompt.text,
+            Comparison.prompt_id,
         )
         .join(User, User.id == Judgment.rater_id)
         .join(Comparison, Comparison.id == Judgment.comparison_id)
         .join(Campaign, Campaign.id == Comparison.campaign_id)
-        .join(Prompt, Prompt.id == Comparison.prompt_id)
         .where(and_(True, *judgment_filters(query)))
     )
     # Grouped shapes need a comparison's judgments together; the rest stream in id order.
@@ -137,6 +136,14 @@ def _texts(conn: Connection, ids: set[int]) -> tuple[dict[int, str], dict[int, s
         )
     ).all()  # all at once: iterating fetches row by row
     return {rid: text for rid, text, _ in rows}, {rid: label for rid, _, label in rows}
+
+
+def _prompts(conn: Connection, ids: set[int]) -> dict[int, str]:
+    # Fetched once per batch, not joined per judgment: each prompt has several raters.
+    rows = conn.execute(
+        select(Prompt.id, Prompt.text).where(_id_in(Prompt.id, ids, conn.dialect.name))
+    ).all()
+    return {pid: text for pid, text in rows}
 
 
 def _items(conn: Connection, comparison_ids: set[int]) -> dict[int, list[int]]:
@@ -165,11 +172,12 @@ def int_list(text: str | None) -> list[int] | None:
 def _enrich(conn: Connection, batch: list[Any], *, shape: str) -> list[JudgmentRow]:
     shown_orders = [int_list(row[2]) or [] for row in batch]
     text_of, label_of = _texts(conn, {rid for shown in shown_orders for rid in shown})
+    prompt_of = _prompts(conn, {row[12] for row in batch})
     items = _items(conn, {row[1] for row in batch}) if shape == "aggregated" else {}
     labelled = shape != "pairwise"  # only ranking and aggregated rows name the models
     out = []
     for row, shown in zip(batch, shown_orders, strict=True):
-        jid, cid, _, ranks, strength, nr, flags, at, rater, camp, rnd, gold, prompt = row
+        jid, cid, _, ranks, strength, nr, flags, at, rater, camp, rnd, gold, prompt_id = row
         try:
             texts = [text_of[rid] for rid in shown]
         except KeyError as exc:
@@ -188,7 +196,7 @@ def _enrich(conn: Connection, batch: list[Any], *, shape: str) -> list[JudgmentR
                 camp,
                 rnd,
                 gold,
-                prompt,
+                prompt_of[prompt_id],
                 texts,
                 [label_of[rid] for rid in shown] if labelled else [],
                 items.get(cid),
