@@ -228,8 +228,10 @@ def export(
     ties: Literal["drop", "keep"] = typer.Option("drop"),
     expansion: Literal["all", "best_vs_rest"] = typer.Option("all"),
     min_agreement: float | None = typer.Option(None, help="0..1; drops less agreed comparisons."),
-    exclude_gold: bool = typer.Option(False, "--exclude-gold"),
-    include_superseded: bool = typer.Option(False, "--include-superseded"),
+    exclude_gold: bool = typer.Option(False, "--exclude-gold", help="Leave out gold items."),
+    include_superseded: bool = typer.Option(
+        False, "--include-superseded", help="Also corrected-away judgments (default: latest)."
+    ),
     campaign: str | None = typer.Option(None, help="Campaign name or id."),
     round_id: int | None = typer.Option(None, "--round", help="Training round id."),
     rater: str | None = typer.Option(None, help="Rater pseudonym."),
