@@ -108,3 +108,16 @@ def client(db: Session) -> Iterator[object]:
     app.dependency_overrides[get_session] = _session
     with TestClient(app) as test_client:
         yield test_client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state() -> Iterator[None]:
+    """Each test trains as a fresh process would: Accelerate's state is process-global."""
+    yield
+    import sys
+
+    if "accelerate" in sys.modules:
+        from accelerate.state import AcceleratorState, GradientState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
