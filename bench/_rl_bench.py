@@ -60,6 +60,20 @@ def run_worker(script: str, name: str, args: list[str]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def worker_args(args: Any) -> list[str]:
+    """The parent's parsed options as command-line flags for a worker (booleans as --[no-]x)."""
+    out = []
+    for key, value in vars(args).items():
+        if key in ("worker", "repeats"):
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            out.append(flag if value else "--no-" + flag[2:])
+        else:
+            out.append(f"{flag}={value}")
+    return out
+
+
 def run_all(script: str, names: list[str], args: list[str], repeats: int) -> dict[str, Any]:
     """Run the contestants `repeats` times, interleaved (the CPU is shared: load drifts), and
     keep for each the run with the median seconds per step."""

@@ -10,6 +10,7 @@ minibatches (steps_per_generation) - PPO without the value model and GAE. We con
 same work per rollout: `rows` sequences, `epochs * minibatches` optimizer steps, so its
 "seconds per step" below is per rollout (TRL's optimizer steps times epochs * minibatches).
 GRPO needs >= 2 samples per prompt (rows/2 prompts x 2); our PPO samples rows prompts x 1.
+Gradient checkpointing is set the same everywhere (off by default; TRL's own default is on).
 Our RLOO is timed on the same rows (rows/4 prompts x k=4, one pass) to show what the value head,
 GAE and the extra epochs cost.
 """
@@ -33,7 +34,7 @@ def ours_ppo(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         model=args.model, out=str(out), steps=args.steps, prompts_per_step=args.rows,
         max_new_tokens=args.new_tokens, lr=args.lr, kl_coef=0.05, kl_estimator="k3",
         epochs=args.epochs, minibatches=args.minibatches, missing_eos_penalty=0.0,
-        progress=False,
+        progress=False, gradient_checkpointing=args.gradient_checkpointing,
     )  # fmt: skip
     return rb.time_our_steps(lambda: train_ppo(config, rb.PROMPTS, rb.vowel_count), out)
 
@@ -47,6 +48,7 @@ def ours_rloo(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         model=args.model, out=str(out), steps=args.steps, prompts_per_step=args.rows // 4, k=4,
         max_new_tokens=args.new_tokens, lr=args.lr, kl_coef=0.05, missing_eos_penalty=0.0,
         forward_batch_size=args.rows, progress=False,
+        gradient_checkpointing=args.gradient_checkpointing,
     )  # fmt: skip
     return rb.time_our_steps(lambda: train_rloo(config, rb.PROMPTS, rb.vowel_count), out)
 
@@ -64,6 +66,7 @@ def trl_grpo(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         gradient_accumulation_steps=1, max_completion_length=args.new_tokens, temperature=1.0,
         top_p=1.0, top_k=0, beta=0.05, epsilon=0.2, logging_steps=1, save_strategy="no",
         report_to="none", use_cpu=True, disable_dropout=True, seed=42,
+        gradient_checkpointing=args.gradient_checkpointing,
     )  # fmt: skip
     timer = rb.trl_step_timer()
     trainer = GRPOTrainer(model=args.model, reward_funcs=rb.vowel_count, args=config,
@@ -88,6 +91,8 @@ def main() -> int:
     parser.add_argument("--new-tokens", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction,
+                        default=False, help="All sides (TRL 1.16 defaults to on; we to off).")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=1, help="Interleaved runs per contestant.")
     parser.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -102,8 +107,7 @@ def main() -> int:
         from trainer.checkpoints import build_tiny_policy
 
         args.model = str(build_tiny_policy(Path(tempfile.mkdtemp()) / "tiny"))
-    skip = ("worker", "repeats")
-    passthrough = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in skip]
+    passthrough = rb.worker_args(args)
     results = rb.run_all(__file__, list(WORKERS), passthrough, args.repeats)
     print(f"model={args.model} rollouts={args.steps} rows={args.rows} epochs={args.epochs} "
           f"minibatches={args.minibatches} new_tokens={args.new_tokens} threads={args.threads}")  # fmt: skip

@@ -7,6 +7,7 @@ Default model: the tiny 2-layer Llama the tests use (trainer.checkpoints.build_t
 Both sides: `prompts * k` sampled sequences per optimizer step (one generation per step, one pass
 over it), the chat template, temperature 1 / top-p 1 / top-k 0, beta 0.05 on the sequence KL,
 clip 0.2, the same vowel-count reward; ours with no missing-EOS penalty (TRL has none).
+Gradient checkpointing is set the same on both sides (off by default; TRL's own default is on).
 Each side runs in its own child process (peak RSS is its own) with --threads intra-op threads.
 """
 
@@ -29,6 +30,7 @@ def ours(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         model=args.model, out=str(out), steps=args.steps, prompts_per_step=args.prompts, k=args.k,
         max_new_tokens=args.new_tokens, lr=args.lr, kl_coef=0.05, clip=0.2,
         missing_eos_penalty=0.0, forward_batch_size=args.prompts * args.k, progress=False,
+        gradient_checkpointing=args.gradient_checkpointing,
     )  # fmt: skip
     return rb.time_our_steps(lambda: train_rloo(config, rb.PROMPTS, rb.vowel_count), out)
 
@@ -45,6 +47,7 @@ def trl(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         max_completion_length=args.new_tokens, temperature=1.0, top_p=1.0, top_k=0, beta=0.05,
         epsilon=0.2, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
         disable_dropout=True, seed=42, dataloader_num_workers=0,
+        gradient_checkpointing=args.gradient_checkpointing,
     )  # fmt: skip
     timer = rb.trl_step_timer()
     trainer = RLOOTrainer(model=args.model, reward_funcs=rb.vowel_count, args=config,
@@ -64,6 +67,8 @@ def main() -> int:
     parser.add_argument("--new-tokens", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction,
+                        default=False, help="Both sides (TRL 1.16 defaults to on; we to off).")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=1, help="Interleaved runs per contestant.")
     parser.add_argument("--worker", choices=["ours", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -78,8 +83,7 @@ def main() -> int:
         from trainer.checkpoints import build_tiny_policy
 
         args.model = str(build_tiny_policy(Path(tempfile.mkdtemp()) / "tiny"))
-    skip = ("worker", "repeats")
-    passthrough = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in skip]
+    passthrough = rb.worker_args(args)
     results = rb.run_all(__file__, ["trl", "ours"], passthrough, args.repeats)
     print(f"model={args.model} steps={args.steps} prompts={args.prompts} k={args.k} "
           f"new_tokens={args.new_tokens} threads={args.threads}")  # fmt: skip

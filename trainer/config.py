@@ -44,7 +44,9 @@ class RewardConfig:
         default=8,
         metadata={"help": "Comparisons per micro-batch (a K-way comparison counts once)."},
     )
-    eval_batch_size: int = field(default=32, metadata={"help": "Comparisons per eval batch."})
+    eval_batch_size: int = field(
+        default=8, metadata={"help": "Comparisons per eval batch (it sets eval's peak memory)."}
+    )
     grad_accum: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
     lr: float = field(default=1e-4, metadata={"help": "Peak AdamW learning rate (TRL's default)."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
@@ -164,8 +166,13 @@ class TrainConfig(PolicyConfig):
 
     lr: float = field(default=1e-6, metadata={"help": "AdamW learning rate."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
+    gradient_checkpointing: bool = field(
+        default=False,
+        metadata={"help": "Recompute activations in backward: less memory, ~30% more time."},
+    )
     lora: bool = field(
-        default=False, metadata={"help": "Train LoRA adapters; the reference is the adapter-off model."}
+        default=False,
+        metadata={"help": "Train LoRA adapters; the reference is the adapter-off model."},
     )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha."})
@@ -262,7 +269,8 @@ class DPOConfig(TrainConfig):
     """Direct preference optimisation on chosen/rejected pairs (Rafailov et al. 2023)."""
 
     data: str = field(
-        default="", metadata={"help": "Preference JSONL: export rankings or {prompt,chosen,rejected}."}
+        default="",
+        metadata={"help": "Preference JSONL: export rankings or {prompt,chosen,rejected}."},
     )
     beta: float = field(default=0.1, metadata={"help": "DPO beta (strength of the KL anchor)."})
     label_smoothing: float = field(

@@ -211,6 +211,9 @@ def setup_policy(
     policy, tok = load_policy(
         config.model, lora_r=config.lora_r if config.lora else 0, lora_alpha=config.lora_alpha
     )
+    if config.gradient_checkpointing:
+        # Non-reentrant: works with frozen inputs (LoRA) without enable_input_require_grads.
+        policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     ref = None
     if with_ref and not config.lora:
         # A second frozen copy; in bf16 on GPU it costs half the policy's memory.

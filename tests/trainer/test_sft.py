@@ -72,3 +72,13 @@ def test_sft_cli(tiny_policy_dir: Path, tmp_path: Path) -> None:
                "--data", str(data), "--batch-size", "2", "--no-progress"])  # fmt: skip
     assert rc == 0
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_gradient_checkpointing_gives_the_same_loss(tiny_policy_dir: Path) -> None:
+    losses = []
+    for checkpointing in (False, True):
+        config = SFTConfig(model=str(tiny_policy_dir), epochs=2, batch_size=4, lr=1e-3,
+                           gradient_checkpointing=checkpointing, progress=False)  # fmt: skip
+        metrics = train_sft(config, EXAMPLES)
+        losses.append((metrics["first"]["loss"], metrics["last"]["loss"]))
+    assert abs(losses[0][0] - losses[1][0]) < 1e-5 and abs(losses[0][1] - losses[1][1]) < 1e-4
