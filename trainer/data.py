@@ -216,6 +216,11 @@ class Encoded:
         """Tokens over all its responses: the cost of encoding it."""
         return sum(len(ids) for ids in self.input_ids)
 
+    @property
+    def width(self) -> int:
+        """Its longest response: what a batch holding it is padded to."""
+        return max(len(ids) for ids in self.input_ids)
+
 
 def _special_affixes(tokenizer: Any) -> tuple[list[int], list[int]]:
     """The special tokens the tokenizer puts before and after a text (e.g. [CLS] … [SEP])."""
@@ -250,7 +255,7 @@ def encode_comparisons(
 
 
 class LengthGroupedBatches(Sampler[list[int]]):
-    """Shuffled batches of comparisons of similar token count; reshuffled on every pass."""
+    """Shuffled batches of comparisons of similar width; reshuffled on every pass."""
 
     def __init__(self, lengths: Sequence[int], batch_size: int, *, seed: int, group: bool = True):
         self.lengths = list(lengths)

@@ -129,14 +129,14 @@ def evaluate(
     encoded: Sequence[Encoded],
     *,
     pad_id: int,
-    batch_size: int = 32,
+    batch_size: int = 8,
     accelerator: Any = None,
 ) -> dict[str, float]:
     """Pairwise accuracy and BT loss on strict pairs, gold accuracy, unsafe vs other rewards."""
     was_training = model.training
     model.eval()
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
-    mine = sorted(encoded[rank::world], key=lambda e: e.n_tokens)  # sorted: little padding
+    mine = sorted(encoded[rank::world], key=lambda e: e.width)  # sorted: little padding
     device = next(model.parameters()).device
     sums = dict.fromkeys(EVAL_SUMS, 0.0)
     for start in range(0, len(mine), batch_size):
@@ -229,7 +229,7 @@ def train_reward_model(
     train_e, eval_e = encode(train_c), encode(eval_c)
     pad_id = tokenizer.pad_token_id
     sampler = LengthGroupedBatches(
-        [e.n_tokens for e in train_e], config.batch_size, seed=config.seed,
+        [e.width for e in train_e], config.batch_size, seed=config.seed,
         group=config.group_by_length,
     )  # fmt: skip
     loader = DataLoader(train_e, batch_sampler=sampler, collate_fn=partial(collate, pad_id=pad_id))
@@ -355,7 +355,7 @@ def save_reward_model(
 
 
 def evaluate_saved(
-    model_dir: str, data: str, *, max_length: int = 512, batch_size: int = 32
+    model_dir: str, data: str, *, max_length: int = 512, batch_size: int = 8
 ) -> dict[str, Any]:
     """Score a JSONL file with a saved reward model: accuracy, loss and pair counts."""
     config = RewardConfig(ties="equal")
@@ -395,5 +395,5 @@ def register(subparsers: Any) -> None:
     ev.add_argument("--model", required=True, help="A directory written by `reward`.")
     ev.add_argument("--data", required=True, help="JSONL: export records or TRL pairs.")
     ev.add_argument("--max-length", type=int, default=512, help="Tokens per sequence.")
-    ev.add_argument("--batch-size", type=int, default=32, help="Comparisons per batch.")
+    ev.add_argument("--batch-size", type=int, default=8, help="Comparisons per batch.")
     ev.set_defaults(func=_run_eval)
