@@ -44,7 +44,9 @@ class RewardConfig:
         default=8,
         metadata={"help": "Comparisons per micro-batch (a K-way comparison counts once)."},
     )
-    eval_batch_size: int = field(default=32, metadata={"help": "Comparisons per eval batch."})
+    eval_batch_size: int = field(
+        default=8, metadata={"help": "Comparisons per eval batch (it sets eval's peak memory)."}
+    )
     grad_accum: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
     lr: float = field(default=1e-4, metadata={"help": "Peak AdamW learning rate (TRL's default)."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
@@ -136,3 +138,160 @@ def dataclass_from_namespace(cls: type[Any], args: argparse.Namespace) -> Any:
     """Build `cls` from the parsed arguments that name its fields."""
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in vars(args).items() if k in names})
+
+
+# --- policy optimisation (SFT, RLOO, PPO, DPO, generation) ---
+
+
+@dataclass
+class PolicyConfig:
+    """Fields every policy command shares: which model, where to write, how to run."""
+
+    model: str = field(default="", metadata={"help": "Policy checkpoint dir (from_pretrained)."})
+    out: str = field(default="", metadata={"help": "Directory for the trained policy + metrics."})
+    seed: int = field(default=42, metadata={"help": "Seed for sampling, shuffling and init."})
+    max_prompt_tokens: int = field(
+        default=256, metadata={"help": "Prompt tokens kept (from the right) after the template."}
+    )
+    chat_template: bool = field(
+        default=True, metadata={"help": "Wrap prompts in the tokenizer's chat template."}
+    )
+    bf16: bool = field(default=False, metadata={"help": "bf16 autocast on CUDA (ignored on CPU)."})
+    progress: bool = field(default=True, metadata={"help": "Show a tqdm progress bar."})
+
+
+@dataclass
+class TrainConfig(PolicyConfig):
+    """Optimiser and adapter settings shared by the training commands."""
+
+    lr: float = field(default=1e-6, metadata={"help": "AdamW learning rate."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
+    gradient_checkpointing: bool = field(
+        default=False,
+        metadata={"help": "Recompute activations in backward: less memory, ~30% more time."},
+    )
+    lora: bool = field(
+        default=False,
+        metadata={"help": "Train LoRA adapters; the reference is the adapter-off model."},
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha."})
+
+
+@dataclass
+class SampleConfig(PolicyConfig):
+    """Sampling settings shared by generation and the on-policy methods."""
+
+    max_new_tokens: int = field(default=128, metadata={"help": "Most tokens per response."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (> 0)."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass (1.0 = off)."})
+
+
+@dataclass
+class OnPolicyConfig(TrainConfig, SampleConfig):
+    """What RLOO and PPO share: the reward, the KL penalty, the step budget and the guards."""
+
+    prompts: str = field(default="", metadata={"help": "Prompts: JSONL with a 'prompt' field."})
+    reward_model: str = field(
+        default="", metadata={"help": "Reward model dir (AutoModelForSequenceClassification)."}
+    )
+    steps: int = field(default=100, metadata={"help": "Optimisation steps (one rollout each)."})
+    prompts_per_step: int = field(default=8, metadata={"help": "Prompts sampled per step."})
+    kl_coef: float = field(default=0.05, metadata={"help": "beta: weight of the KL penalty."})
+    missing_eos_penalty: float = field(
+        default=1.0, metadata={"help": "Subtracted from the score of a response that never ends."}
+    )
+    max_kl: float = field(
+        default=20.0,
+        metadata={"help": "Stop (without saving) when the mean sequence KL exceeds this."},
+    )
+    max_ratio: float = field(
+        default=10.0, metadata={"help": "Stop when a mean importance ratio leaves [1/x, x]."}
+    )
+    forward_batch_size: int = field(
+        default=16, metadata={"help": "Sequences per training forward pass (memory bound)."}
+    )
+
+
+@dataclass
+class RLOOConfig(OnPolicyConfig):
+    """REINFORCE with a leave-one-out baseline (Ahmadian et al. 2024); the default method."""
+
+    k: int = field(default=4, metadata={"help": "Samples per prompt (>= 2) for the baseline."})
+    epochs: int = field(default=1, metadata={"help": "Passes over each rollout (1 = on-policy)."})
+    clip: float = field(
+        default=0.2, metadata={"help": "Clip of the sequence ratio (used when epochs > 1)."}
+    )
+    normalize_advantages: bool = field(
+        default=False, metadata={"help": "Whiten advantages over the batch, as TRL's option does."}
+    )
+
+
+@dataclass
+class PPOConfig(OnPolicyConfig):
+    """PPO with a value head, GAE and a per-token KL penalty (InstructGPT, TRL)."""
+
+    kl_estimator: Literal["k1", "k3"] = field(
+        default="k1", metadata={"help": "Per-token KL estimator in the reward (k1 or k3)."}
+    )
+    target_kl: float = field(
+        default=0.0, metadata={"help": "Adaptive KL target (nats/sequence); 0 = fixed kl_coef."}
+    )
+    kl_horizon: int = field(
+        default=10000, metadata={"help": "Horizon (samples) of the adaptive KL controller."}
+    )
+    epochs: int = field(default=4, metadata={"help": "PPO epochs over each rollout."})
+    minibatches: int = field(default=2, metadata={"help": "Minibatches per PPO epoch."})
+    clip: float = field(default=0.2, metadata={"help": "Policy ratio clip epsilon."})
+    value_clip: float = field(default=0.2, metadata={"help": "Value prediction clip range."})
+    vf_coef: float = field(default=0.1, metadata={"help": "Weight of the value loss."})
+    gamma: float = field(default=1.0, metadata={"help": "Discount factor."})
+    lam: float = field(default=0.95, metadata={"help": "GAE lambda."})
+    whiten_rewards: bool = field(
+        default=False, metadata={"help": "Whiten per-token rewards before GAE."}
+    )
+
+
+@dataclass
+class SFTConfig(TrainConfig):
+    """Supervised fine-tuning on (prompt, ideal response) with the loss on response tokens only."""
+
+    data: str = field(
+        default="", metadata={"help": "JSONL of {prompt, response} (or {prompt, completion})."}
+    )
+    epochs: int = field(default=1, metadata={"help": "Passes over the data."})
+    batch_size: int = field(default=8, metadata={"help": "Examples per step."})
+    max_length: int = field(default=512, metadata={"help": "Prompt + response tokens kept."})
+
+
+@dataclass
+class DPOConfig(TrainConfig):
+    """Direct preference optimisation on chosen/rejected pairs (Rafailov et al. 2023)."""
+
+    data: str = field(
+        default="",
+        metadata={"help": "Preference JSONL: export rankings or {prompt,chosen,rejected}."},
+    )
+    beta: float = field(default=0.1, metadata={"help": "DPO beta (strength of the KL anchor)."})
+    label_smoothing: float = field(
+        default=0.0, metadata={"help": "Assumed share of flipped labels (conservative DPO)."}
+    )
+    epochs: int = field(default=1, metadata={"help": "Passes over the pairs."})
+    batch_size: int = field(default=8, metadata={"help": "Pairs per step."})
+    max_length: int = field(default=512, metadata={"help": "Prompt + response tokens kept."})
+
+
+@dataclass
+class GenerateConfig(SampleConfig):
+    """Sample K responses per prompt and write them as import records for the next round."""
+
+    out: str = field(default="", metadata={"help": "JSONL file to write the import records to."})
+    prompts: str = field(default="", metadata={"help": "Prompts: JSONL with a 'prompt' field."})
+    k: int = field(default=2, metadata={"help": "Responses per prompt (2..8, one comparison)."})
+    batch_size: int = field(default=16, metadata={"help": "Sequences generated per batch."})
+    model_version: str = field(
+        default="", metadata={"help": "Label stored with each response; defaults to the model dir."}
+    )
+    backend: Literal["hf", "vllm"] = field(
+        default="hf", metadata={"help": "hf (transformers generate) or vllm (GPU hosts)."}
+    )
