@@ -61,4 +61,8 @@ def get_session() -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# "function" scope: the transaction commits *before* the response is sent, so whatever a user
+# saw accepted is already in the database (FastAPI's default "request" scope commits after).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+# For streamed responses that keep reading while they send: the session lives until the end.
+StreamingSessionDep = Annotated[Session, Depends(get_session, scope="request")]

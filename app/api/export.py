@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import ERRORS, ReadToken
-from app.db import SessionDep
+from app.db import StreamingSessionDep
 from app.schemas.export import ExportQuery
 from app.services.export import start_export
 
@@ -33,7 +33,7 @@ _CONTENT = {
     tags=["export"],
 )
 def export(
-    session: SessionDep, _token: ReadToken, query: Annotated[ExportQuery, Query()]
+    session: StreamingSessionDep, _token: ReadToken, query: Annotated[ExportQuery, Query()]
 ) -> StreamingResponse:
     """Export judgments as TRL-ready pairs, raw rankings, or per-comparison aggregates."""
     result = start_export(session, query=query)

@@ -15,16 +15,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy.orm import Session
 
 from app.config import get_settings
-from app.db import get_session
+from app.db import SessionDep
 from app.errors import Forbidden, Unauthorized
 from app.models import User
-
-# The request's transaction commits *before* the response is sent (FastAPI's default "request"
-# scope would commit after): a judgment the rater saw accepted is already in the database.
-DbDep = Annotated[Session, Depends(get_session, scope="function")]
 
 COOKIE = "prefloop_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -71,8 +66,9 @@ def write_session(request: Request, response: Response, web: WebSession) -> None
     """Set the signed cookie on `response`."""
     value = _serializer().dumps({"uid": web.user_id, "csrf": web.csrf, "fp": web.fingerprint})
     secure = request.url.scheme == "https" or get_settings().env == "production"
-    response.set_cookie(COOKIE, value, max_age=_max_age(), httponly=True, samesite="lax",
-                        secure=secure, path="/")
+    response.set_cookie(
+        COOKIE, value, max_age=_max_age(), httponly=True, samesite="lax", secure=secure, path="/"
+    )
 
 
 def anonymous_session() -> WebSession:
@@ -104,7 +100,7 @@ async def verify_csrf(request: Request) -> None:
         raise Forbidden("This form has expired. Reload the page and try again.", code="csrf")
 
 
-def current_user(request: Request, session: DbDep) -> User | None:
+def current_user(request: Request, session: SessionDep) -> User | None:
     """The logged-in, active user, or None."""
     web = read_session(request)
     request.state.web_session = web

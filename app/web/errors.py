@@ -27,6 +27,12 @@ def html_error(request: Request, exc: AppError) -> Response:
     if is_htmx(request):
         # Only the message area changes: the rater's selections stay as they were.
         headers = {"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"}
-        return render(request, "error.html", context, block="message",
-                      status_code=exc.status_code, headers=headers)
+        return render(
+            request,
+            "error.html",
+            context,
+            block="message",
+            status_code=exc.status_code,
+            headers=headers,
+        )
     return render(request, "error.html", context, status_code=exc.status_code)

@@ -29,8 +29,9 @@ def integer(form: FormData, name: str, *, required: bool = True) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise ValidationFailed(f"{name.replace('_', ' ')} must be a whole number",
-                               field=name) from None
+        raise ValidationFailed(
+            f"{name.replace('_', ' ')} must be a whole number", field=name
+        ) from None
 
 
 def judgment_input(form: FormData) -> JudgmentInput:

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from app.db import SessionDep
 from app.errors import NotFound
 from app.models import Campaign
 from app.services.auth import authenticate
 from app.web.auth import (
     CsrfDep,
     CurrentUser,
-    DbDep,
     RaterDep,
     WebSession,
     anonymous_session,
@@ -53,22 +53,34 @@ def login_page(request: Request, user: CurrentUser, next: str = "/rate") -> Resp
     if user is not None:
         return RedirectResponse(safe_next(next), status_code=303)
     web: WebSession = request.state.web_session
-    response = render(request, "login.html", {"user": None, "title": "Log in", "error": "",
-                                              "email": "", "next": safe_next(next)})
+    response = render(
+        request,
+        "login.html",
+        {"user": None, "title": "Log in", "error": "", "email": "", "next": safe_next(next)},
+    )
     if web.fresh:
         write_session(request, response, web)
     return response
 
 
 @router.post("/login", dependencies=[CsrfDep])
-def login(request: Request, session: DbDep, form: FormDep) -> Response:
+def login(request: Request, session: SessionDep, form: FormDep) -> Response:
     """Check the password; count a failure (the account locks after too many)."""
     outcome = authenticate(session, email=text(form, "email"), password=text(form, "password"))
     target = safe_next(text(form, "next"))
     if outcome.user is None:
-        return render(request, "login.html", {"user": None, "title": "Log in",
-                      "error": outcome.message, "email": text(form, "email")[:320],
-                      "next": target}, status_code=401)
+        return render(
+            request,
+            "login.html",
+            {
+                "user": None,
+                "title": "Log in",
+                "error": outcome.message,
+                "email": text(form, "email")[:320],
+                "next": target,
+            },
+            status_code=401,
+        )
     response = RedirectResponse(target, status_code=303)
     write_session(request, response, logged_in_session(outcome.user))
     return response
@@ -83,10 +95,13 @@ def logout(request: Request) -> RedirectResponse:
 
 
 @router.get("/guidelines/{campaign_id}", response_class=HTMLResponse)
-def guidelines(request: Request, session: DbDep, rater: RaterDep, campaign_id: int) -> Response:
+def guidelines(
+    request: Request, session: SessionDep, rater: RaterDep, campaign_id: int
+) -> Response:
     """A campaign's guidelines on their own page."""
     campaign = session.get(Campaign, campaign_id)
     if campaign is None or campaign.status == "draft":
         raise NotFound("no such campaign")
-    return render(request, "guidelines.html", {"user": rater, "title": "Guidelines",
-                                               "campaign": campaign})
+    return render(
+        request, "guidelines.html", {"user": rater, "title": "Guidelines", "campaign": campaign}
+    )

@@ -6,10 +6,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from app.db import SessionDep
 from app.models import User
 from app.services.assignment import next_assignment, skip_assignment
 from app.services.judgments import submit_judgment
-from app.web.auth import CsrfDep, DbDep, RaterDep
+from app.web.auth import CsrfDep, RaterDep
 from app.web.forms import integer, judgment_input, text
 from app.web.pages import FormDep
 from app.web.templating import is_htmx, render
@@ -32,22 +33,31 @@ def _workspace(request: Request, session: Session, rater: User) -> Response:
 
 
 @router.get("/rate")
-def rate(request: Request, session: DbDep, rater: RaterDep) -> Response:
+def rate(request: Request, session: SessionDep, rater: RaterDep) -> Response:
     """The current (or a newly claimed) comparison; a reload shows the same one."""
     return _workspace(request, session, rater)
 
 
 @router.post("/rate/submit", dependencies=[CsrfDep])
-def submit(request: Request, session: DbDep, rater: RaterDep, form: FormDep) -> Response:
+def submit(request: Request, session: SessionDep, rater: RaterDep, form: FormDep) -> Response:
     """Record the judgment (once, whatever the retries) and show the next comparison."""
-    submit_judgment(session, rater=rater, assignment_id=integer(form, "assignment_id") or 0,
-                    data=judgment_input(form))
+    submit_judgment(
+        session,
+        rater=rater,
+        assignment_id=integer(form, "assignment_id") or 0,
+        data=judgment_input(form),
+    )
     return _next(request, session, rater)
 
 
 @router.post("/rate/skip", dependencies=[CsrfDep])
-def skip(request: Request, session: DbDep, rater: RaterDep, form: FormDep) -> Response:
+def skip(request: Request, session: SessionDep, rater: RaterDep, form: FormDep) -> Response:
     """Give the comparison back with a reason and show the next one."""
-    skip_assignment(session, rater=rater, assignment_id=integer(form, "assignment_id") or 0,
-                    reason=text(form, "skip_reason"), note=text(form, "skip_note")[:150])
+    skip_assignment(
+        session,
+        rater=rater,
+        assignment_id=integer(form, "assignment_id") or 0,
+        reason=text(form, "skip_reason"),
+        note=text(form, "skip_note")[:150],
+    )
     return _next(request, session, rater)

@@ -63,4 +63,6 @@ def render(
         html = "".join(template.blocks[block](template.new_context(values)))
     else:
         html = template.render(values)
-    return HTMLResponse(html, status_code=status_code, headers={**SECURITY_HEADERS, **(headers or {})})
+    return HTMLResponse(
+        html, status_code=status_code, headers={**SECURITY_HEADERS, **(headers or {})}
+    )

@@ -23,8 +23,13 @@ FLAG_LABELS = {
     "off_topic": "Off topic",
 }
 SCALE = [
-    (-3, "A much better"), (-2, "A better"), (-1, "A slightly better"), (0, "Tie"),
-    (1, "B slightly better"), (2, "B better"), (3, "B much better"),
+    (-3, "A much better"),
+    (-2, "A better"),
+    (-1, "A slightly better"),
+    (0, "Tie"),
+    (1, "B slightly better"),
+    (2, "B better"),
+    (3, "B much better"),
 ]
 
 
@@ -70,8 +75,14 @@ def prefill_from(judgment: Judgment) -> Prefill:
             sign = 0 if a == b else (-1 if a < b else 1)
             scale = sign * (judgment.strength if judgment.strength is not None else 2)
     flags = {shown.index(int(rid)): list(f) for rid, f in judgment.flags.items()}
-    return Prefill(scale, ranks, flags, judgment.rationale, judgment.not_rankable,
-                   judgment.not_rankable_reason or "")
+    return Prefill(
+        scale,
+        ranks,
+        flags,
+        judgment.rationale,
+        judgment.not_rankable,
+        judgment.not_rankable_reason or "",
+    )
 
 
 def comparison_context(
@@ -115,11 +126,20 @@ def correct_context(session: Session, *, rater: User, judgment: Judgment) -> dic
     """The rating form for correcting `judgment`, filled in as it was."""
     comparison = session.get_one(Comparison, judgment.comparison_id)
     return {
-        "user": rater, "title": "Correct a judgment", "mode": "correct", "done": False,
-        "action": f"/history/{judgment.id}/correct", "assignment_id": None, "progress": None,
+        "user": rater,
+        "title": "Correct a judgment",
+        "mode": "correct",
+        "done": False,
+        "action": f"/history/{judgment.id}/correct",
+        "assignment_id": None,
+        "progress": None,
         "judgment": judgment,
-        **comparison_context(session, comparison=comparison, shown=judgment.shown_order,
-                             prefill=prefill_from(judgment)),
+        **comparison_context(
+            session,
+            comparison=comparison,
+            shown=judgment.shown_order,
+            prefill=prefill_from(judgment),
+        ),
     }
 
 
@@ -142,9 +162,15 @@ def history_rows(judgments: list[Judgment]) -> list[dict[str, Any]]:
     for j in judgments:
         flagged = sorted({f for fl in j.flags.values() for f in fl})
         text = j.comparison.prompt.text
-        rows.append({
-            "id": j.id, "at": j.created_at, "prompt": text[:140] + ("…" if len(text) > 140 else ""),
-            "verdict": verdict(j), "flags": [FLAG_LABELS.get(f, f) for f in flagged],
-            "revision": j.revision, "late": j.lease_expired,
-        })
+        rows.append(
+            {
+                "id": j.id,
+                "at": j.created_at,
+                "prompt": text[:140] + ("…" if len(text) > 140 else ""),
+                "verdict": verdict(j),
+                "flags": [FLAG_LABELS.get(f, f) for f in flagged],
+                "revision": j.revision,
+                "late": j.lease_expired,
+            }
+        )
     return rows
