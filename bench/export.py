@@ -257,13 +257,13 @@ def main() -> None:
             result = json.loads(child.stdout.strip().splitlines()[-1])
             size_mb = Path(out).stat().st_size / 1e6
         ours = result["rows"] / result["seconds"]
-        for name, (rows, seconds) in references.items():
+        for label, (rows, seconds) in references.items():
             print(
-                f"COPY (SELECT ...) TO STDOUT, {name}: {rows:,} rows in {seconds:.2f} s "
+                f"COPY (SELECT ...) TO STDOUT, {label}: {rows:,} rows in {seconds:.2f} s "
                 f"= {rows / seconds:,.0f} rows/s"
             )
         # The reference is the faster way PostgreSQL itself emits the same rows, texts included.
-        best = max(r / s for name, (r, s) in references.items() if name.startswith("with texts"))
+        best = max(r / s for key, (r, s) in references.items() if key.startswith("with texts"))
         print(
             f"prefloop export (pairwise JSONL, {size_mb:.0f} MB): {result['rows']:,} rows in "
             f"{result['seconds']:.2f} s = {ours:,.0f} rows/s"

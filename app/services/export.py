@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -47,8 +48,28 @@ def export_bytes(
     """The export's bytes, produced lazily while the caller consumes them."""
     rows = records(stream_judgments(session, query=query, batch_rows=batch_rows), query)
     if query.format == "parquet":
-        return parquet_chunks(rows, schema=SCHEMAS[_schema_key(query)])
-    return jsonl_chunks(rows)
+        return _gc_paused(parquet_chunks(rows, schema=SCHEMAS[_schema_key(query)]))
+    return _gc_paused(jsonl_chunks(rows))
+
+
+def _gc_paused(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The chunks, with the cyclic garbage collector paused while each one is made.
+
+    An export allocates millions of short-lived dicts and lists with no cycles between them;
+    the collector scanning them took a quarter of the export's time. Reference counting still
+    frees them, and the collector runs again between chunks (so other threads lose nothing).
+    """
+    while True:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            chunk = next(chunks, None)
+        finally:
+            if enabled:
+                gc.enable()
+        if chunk is None:
+            return
+        yield chunk
 
 
 def start_export(session: Session, *, query: ExportQuery) -> Export:
