@@ -33,7 +33,7 @@ def test_ppo_raises_the_reward_with_bounded_kl(tiny_policy_dir: Path, tmp_path: 
     assert len(rows) == 12 and metrics["method"] == "ppo"
     before = sum(r["reward_mean"] for r in rows[:3]) / 3
     after = sum(r["reward_mean"] for r in rows[-3:]) / 3
-    assert after > 1.3 * before, (before, after)  # seed 42 run: ~7.5 -> ~13
+    assert after > 1.3 * before, (before, after)  # seed 42, 1 thread: 6.8 -> 12.8, max KL 7.6
     assert rows[0]["kl"] == 0.0 and max(r["kl"] for r in rows) < 15.0
     for key in ("vf_loss", "clipfrac", "vf_clipfrac", "approx_kl", "entropy", "no_eos_frac"):
         assert torch.isfinite(torch.tensor(rows[-1][key]))

@@ -36,7 +36,7 @@ def test_rloo_raises_the_reward_with_bounded_kl(tiny_policy_dir: Path, tmp_path:
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 16 and metrics["steps"] == 16
     before, after = mean(rows[:3], "reward_mean"), mean(rows[-3:], "reward_mean")
-    assert after > 1.4 * before, (before, after)  # seed 42 run: ~7.5 -> ~16
+    assert after > 1.4 * before, (before, after)  # seed 42, 1 thread: 8.3 -> 17.0, max KL 7.5
     assert max(r["kl"] for r in rows) < 15.0
     assert rows[0]["kl"] == 0.0 and rows[0]["ratio"] == 1.0  # step 1: policy == reference
     for key in ("loss", "entropy", "reward_std", "response_length", "clipfrac", "no_eos_frac"):
