@@ -117,7 +117,9 @@ def dataclass_to_arguments(
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         default = f.default
-        kwargs: dict[str, Any] = {"help": f.metadata.get("help", ""), "dest": f.name}
+        # argparse %-formats help text: a literal "%" in a help string must be doubled.
+        help_text = f.metadata.get("help", "").replace("%", "%%")
+        kwargs: dict[str, Any] = {"help": help_text, "dest": f.name}
         kind = str(f.type)
         if kind == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
