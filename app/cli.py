@@ -1,4 +1,4 @@
-"""`prefloop`: serve, migrate, manage users and load the demo, with one clear line on failure."""
+"""`prefloop`: serve, migrate, users, import, export, tokens and the demo; one clear line on failure."""
 
 from __future__ import annotations
 
@@ -138,8 +138,14 @@ def users_create(
 
     role = "admin" if admin else "rater"
     with session_scope() as session:
-        user = create_user(session, email=email, password=_read_password(password),
-                           display_name=name, role=role, specialty=specialty)
+        user = create_user(
+            session,
+            email=email,
+            password=_read_password(password),
+            display_name=name,
+            role=role,
+            specialty=specialty,
+        )
         typer.echo(f"created {user.role} {user.email} (pseudonym {user.pseudonym})")
 
 
@@ -170,6 +176,30 @@ def demo_load() -> None:
         )
         for role, email, password in result.logins:
             typer.echo(f"  demo {role}: {email} / {password}")
+
+
+@cli.command("import")
+def import_file(
+    path: str = typer.Argument(
+        ..., help="JSONL of import records (`python -m trainer generate` writes them)."
+    ),
+    campaign: str = typer.Option(..., help="Campaign name; created with --create."),
+    create: bool = typer.Option(False, "--create", help="Create the campaign if it is missing."),
+    overlap: int = typer.Option(3, help="Raters wanted per comparison, for a new campaign."),
+) -> None:
+    """Import prompts and their responses as comparisons: every line or none."""
+    from app.services.campaigns import create_campaign, get_campaign_by_name
+    from app.services.imports import import_records, parse_import_lines
+
+    with open(path, encoding="utf-8") as lines:
+        records = parse_import_lines(lines)
+    with session_scope() as session:
+        target = get_campaign_by_name(session, name=campaign)
+        if target is None and not create:
+            raise AppError(f"no campaign named {campaign!r}; add --create to create it")
+        target = target or create_campaign(session, name=campaign, overlap=overlap)
+        comparisons = import_records(session, campaign=target, records=records)
+        typer.echo(f"imported {len(comparisons)} comparisons into {target.name!r}")
 
 
 @tokens_cli.command("create")
@@ -288,6 +318,8 @@ def _one_line(exc: Exception) -> str:
         )
     if isinstance(exc, SchemaOutOfDate | AppError):
         return str(exc)
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
     raise exc
 
 
@@ -302,6 +334,7 @@ def main() -> None:
         OperationalError,
         SchemaOutOfDate,
         AppError,
+        OSError,
     ) as exc:
         typer.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(2)

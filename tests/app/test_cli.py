@@ -16,11 +16,20 @@ from app.security import verify_password
 PREFLOOP = [sys.executable, "-c", "from app.cli import main; main()"]
 
 
-def run(args: list[str], *, url: str, env: str = "test", stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], *, url: str, env: str = "test", stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `prefloop ARGS` against `url`."""
     environ = {**os.environ, "PREFLOOP_DATABASE_URL": url, "PREFLOOP_ENV": env}
-    return subprocess.run([*PREFLOOP, *args], env=environ, input=stdin, capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [*PREFLOOP, *args],
+        env=environ,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -30,7 +39,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 def test_help_lists_the_commands(sqlite_url: str) -> None:
     out = run(["--help"], url=sqlite_url).stdout
-    for command in ("serve", "db", "users", "demo"):
+    for command in ("serve", "db", "users", "demo", "import", "export", "tokens"):
         assert command in out
     sub = run(["db", "--help"], url=sqlite_url).stdout
     assert "upgrade" in sub and "downgrade" in sub
@@ -39,16 +48,22 @@ def test_help_lists_the_commands(sqlite_url: str) -> None:
 
 def test_users_create_and_set_password(sqlite_url: str) -> None:
     assert run(["db", "upgrade"], url=sqlite_url).returncode == 0
-    created = run(["users", "create", "Boss@Example.org", "--admin"], url=sqlite_url,
-                  stdin="a long password\n")
+    created = run(
+        ["users", "create", "Boss@Example.org", "--admin"],
+        url=sqlite_url,
+        stdin="a long password\n",
+    )
     assert created.returncode == 0, created.stderr
     assert "a long password" not in created.stdout + created.stderr
-    changed = run(["users", "set-password", "boss@example.org"], url=sqlite_url,
-                  stdin="another password\n")
+    changed = run(
+        ["users", "set-password", "boss@example.org"], url=sqlite_url, stdin="another password\n"
+    )
     assert changed.returncode == 0, changed.stderr
     engine = create_engine(sqlite_url)
     with engine.connect() as conn:
-        user = conn.execute(select(User.role, User.password_hash).where(User.email == "boss@example.org")).one()
+        user = conn.execute(
+            select(User.role, User.password_hash).where(User.email == "boss@example.org")
+        ).one()
     assert user.role == "admin"
     assert verify_password(user.password_hash, "another password")
     assert not verify_password(user.password_hash, "a long password")
@@ -95,8 +110,10 @@ def test_demo_load_is_refused_in_production(sqlite_url: str) -> None:
     ],
 )
 def test_bad_database_gives_one_clear_line(url: str, message: str, tmp_path: Path) -> None:
-    out = run(["users", "create", "c@example.org", "--password", "whatever-long"],
-              url=url.format(tmp=tmp_path))
+    out = run(
+        ["users", "create", "c@example.org", "--password", "whatever-long"],
+        url=url.format(tmp=tmp_path),
+    )
     assert out.returncode == 2
     assert message in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
@@ -114,3 +131,27 @@ def test_downgrade_to_base_then_upgrade(sqlite_url: str) -> None:
     assert run(["db", "downgrade", "base"], url=sqlite_url).returncode == 0
     current = run(["db", "current"], url=sqlite_url).stdout
     assert "database: None" in current
+
+
+def test_import_is_all_or_nothing_and_names_the_line(sqlite_url: str, tmp_path: Path) -> None:
+    run(["db", "upgrade"], url=sqlite_url)
+    good = '{"prompt": "Dose of X?", "responses": [{"text": "a"}, {"text": "b"}]}'
+    bad = '{"prompt": "Dose of Y?", "responses": [{"text": "only one"}]}'
+    path = tmp_path / "next.jsonl"
+    path.write_text(f"{good}\n{bad}\n")
+    refused = run(["import", str(path), "--campaign", "round 2", "--create"], url=sqlite_url)
+    assert refused.returncode == 2 and "line 2: responses" in refused.stderr
+    missing = run(["import", str(path), "--campaign", "round 2"], url=sqlite_url)
+    assert missing.returncode == 2
+    path.write_text(f"{good}\n{good}\n")
+    assert (
+        "no campaign named 'round 2'"
+        in run(["import", str(path), "--campaign", "round 2"], url=sqlite_url).stderr
+    )
+    done = run(["import", str(path), "--campaign", "round 2", "--create"], url=sqlite_url)
+    assert done.returncode == 0 and "imported 2 comparisons" in done.stdout
+    gone = run(["import", str(tmp_path / "absent.jsonl"), "--campaign", "x"], url=sqlite_url)
+    assert gone.returncode == 2 and "No such file" in gone.stderr and "Traceback" not in gone.stderr
+    engine = create_engine(sqlite_url)
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Comparison)) == 2
