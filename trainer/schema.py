@@ -105,13 +105,9 @@ def implied_pairs(
     return out
 
 
-class PairwiseRecord(_Record):
-    """TRL's standard preference row (`prompt`, `chosen`, `rejected`) plus provenance."""
+class _PairProvenance(_Record):
+    """What every pairwise row carries besides its texts: margin, tie, where it came from, flags."""
 
-    kind: Literal["pairwise"] = "pairwise"
-    prompt: str
-    chosen: str
-    rejected: str
     margin: float = 0.0
     tie: bool = False
     comparison_id: int | str | None = None
@@ -123,6 +119,15 @@ class PairwiseRecord(_Record):
     weight: float = 1.0
     chosen_flags: list[str] = Field(default_factory=list)
     rejected_flags: list[str] = Field(default_factory=list)
+
+
+class PairwiseRecord(_PairProvenance):
+    """TRL's standard preference row (`prompt`, `chosen`, `rejected`) plus provenance."""
+
+    kind: Literal["pairwise"] = "pairwise"
+    prompt: str
+    chosen: str
+    rejected: str
 
 
 def ranking_to_pairwise(
@@ -161,24 +166,13 @@ class Message(_Record):
     content: str
 
 
-class ConversationalPairwiseRecord(_Record):
+class ConversationalPairwiseRecord(_PairProvenance):
     """A pairwise row in TRL's conversational format: prompt, chosen and rejected as messages."""
 
     kind: Literal["pairwise_conversational"] = "pairwise_conversational"
     prompt: list[Message]
     chosen: list[Message]
     rejected: list[Message]
-    margin: float = 0.0
-    tie: bool = False
-    comparison_id: int | str | None = None
-    judgment_id: int | str | None = None
-    rater: str | None = None
-    campaign: str | None = None
-    round: int | None = None
-    is_gold: bool = False
-    weight: float = 1.0
-    chosen_flags: list[str] = Field(default_factory=list)
-    rejected_flags: list[str] = Field(default_factory=list)
 
 
 class AggregatedRecord(_Record):
