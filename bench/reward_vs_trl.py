@@ -61,6 +61,7 @@ def worker(args: argparse.Namespace) -> dict:
     config = RewardConfig(
         model=str(get_model_path()), out="", epochs=args.epochs, batch_size=batch,
         lr=args.lr, max_length=args.max_length, seed=args.seed, progress=False,
+        group_by_length=args.group_by_length,
     )  # fmt: skip
     if args.worker == "ours":
         m = train_reward_model(config, records=train, eval_records=held)
@@ -145,11 +146,11 @@ def longer_wins(records) -> float:  # type: ignore[no-untyped-def]
 def run(args: argparse.Namespace, who: str, name: str) -> dict:
     """Run one worker in a fresh process and read its JSON line."""
     cmd = [sys.executable, __file__, "--worker", who, "--set", name]
-    cmd += [
-        f"--{k.replace('_', '-')}={v}"
-        for k, v in vars(args).items()
-        if k not in ("worker", "set", "sets")
-    ]
+    for k, v in vars(args).items():
+        if k in ("worker", "set", "sets"):
+            continue
+        flag = k.replace("_", "-")
+        cmd.append((f"--{flag}" if v else f"--no-{flag}") if isinstance(v, bool) else f"--{flag}={v}")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if out.returncode:
@@ -178,6 +179,10 @@ def main() -> None:
         "--threads", type=int, default=1,
         help="torch threads for both (1: steadiest on a shared CPU; raise it on a quiet machine)",
     )  # fmt: skip
+    p.add_argument(
+        "--group-by-length", action=argparse.BooleanOptionalAction, default=True,
+        help="ours: batches of similar length (faster; --no-group-by-length to compare accuracy)",
+    )
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--set", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
