@@ -8,7 +8,6 @@ without LoRA.
 
 from __future__ import annotations
 
-import argparse
 import random
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from trainer.config import DPOConfig, dataclass_from_namespace, dataclass_to_arguments
+from trainer.config import DPOConfig
 from trainer.data import read_records
 from trainer.losses import dpo_loss
 from trainer.policy import encode_prompts, encode_responses, policy_forward
-from trainer.rl import TrainingDiverged, setup_policy
+from trainer.rl import TrainingDiverged, add_command, setup_policy
 from trainer.schema import PairwiseRecord, RankingRecord, ranking_to_pairwise
 
 Pair = tuple[str, str, str, float]  # (prompt, chosen, rejected, weight)
@@ -101,12 +100,12 @@ def train_dpo(config: DPOConfig, pairs: list[Pair] | None = None) -> dict[str, A
 
 def register(subparsers: Any) -> None:
     """Add `python -m trainer dpo`."""
-    parser = subparsers.add_parser("dpo", help="Direct preference optimisation on pairs.")
-    dataclass_to_arguments(parser, DPOConfig, required=("model", "out", "data"))
-    parser.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    metrics = train_dpo(dataclass_from_namespace(DPOConfig, args))
-    print(f"dpo: {metrics['steps']} steps, last margin {metrics['last'].get('reward_margin')}")
-    return 0
+    add_command(
+        subparsers,
+        name="dpo",
+        help_text="Direct preference optimisation on pairs.",
+        config_cls=DPOConfig,
+        train=train_dpo,
+        required=("model", "out", "data"),
+        report="reward_margin",
+    )

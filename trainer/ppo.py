@@ -8,7 +8,6 @@ The value head is a linear layer on the policy's last hidden state (one trunk: n
 
 from __future__ import annotations
 
-import argparse
 import random
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from trainer.config import PPOConfig, dataclass_from_namespace, dataclass_to_arguments
+from trainer.config import PPOConfig
 from trainer.losses import (
     gae_advantages,
     kl_per_token,
@@ -30,6 +29,7 @@ from trainer.losses import (
 from trainer.policy import decode_responses, encode_prompts, policy_forward, sample
 from trainer.rl import (
     RewardFn,
+    add_command,
     as_reward_fn,
     check_health,
     read_prompts,
@@ -163,12 +163,12 @@ def train_ppo(
 
 def register(subparsers: Any) -> None:
     """Add `python -m trainer ppo`."""
-    parser = subparsers.add_parser("ppo", help="PPO with a KL penalty, value head and GAE.")
-    dataclass_to_arguments(parser, PPOConfig, required=("model", "out", "prompts", "reward_model"))
-    parser.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    metrics = train_ppo(dataclass_from_namespace(PPOConfig, args))
-    print(f"ppo: {metrics['steps']} steps, last reward {metrics['last'].get('reward_mean')}")
-    return 0
+    add_command(
+        subparsers,
+        name="ppo",
+        help_text="PPO with a KL penalty, value head and GAE.",
+        config_cls=PPOConfig,
+        train=train_ppo,
+        required=("model", "out", "prompts", "reward_model"),
+        report="reward_mean",
+    )

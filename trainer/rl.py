@@ -246,3 +246,27 @@ def reference_logprobs(
 def chunks(n: int, size: int) -> list[slice]:
     """Slices that cover range(n) in pieces of at most `size`."""
     return [slice(i, min(i + size, n)) for i in range(0, n, max(1, size))]
+
+
+def add_command(
+    subparsers: Any,
+    *,
+    name: str,
+    help_text: str,
+    config_cls: type,
+    train: Callable[[Any], dict[str, Any]],
+    required: tuple[str, ...],
+    report: str,
+) -> None:
+    """Register `python -m trainer NAME`: flags from `config_cls`; prints the last step's `report`."""
+    from trainer.config import dataclass_from_namespace, dataclass_to_arguments
+
+    parser = subparsers.add_parser(name, help=help_text)
+    dataclass_to_arguments(parser, config_cls, required=required)
+
+    def run(args: Any) -> int:
+        metrics = train(dataclass_from_namespace(config_cls, args))
+        print(f"{name}: {metrics['steps']} steps, last {report} {metrics['last'].get(report)}")
+        return 0
+
+    parser.set_defaults(func=run)

@@ -9,7 +9,6 @@ No value model: half the memory of PPO and one forward pass fewer.
 
 from __future__ import annotations
 
-import argparse
 import random
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,12 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from trainer.config import RLOOConfig, dataclass_from_namespace, dataclass_to_arguments
+from trainer.config import RLOOConfig
 from trainer.losses import masked_mean, rloo_advantages, rloo_policy_loss
 from trainer.policy import decode_responses, encode_prompts, policy_forward, sample
 from trainer.rl import (
     RewardFn,
+    add_command,
     as_reward_fn,
     check_health,
     chunks,
@@ -118,12 +118,12 @@ def train_rloo(
 
 def register(subparsers: Any) -> None:
     """Add `python -m trainer rloo`."""
-    parser = subparsers.add_parser("rloo", help="RLOO policy optimisation (the default method).")
-    dataclass_to_arguments(parser, RLOOConfig, required=("model", "out", "prompts", "reward_model"))
-    parser.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    metrics = train_rloo(dataclass_from_namespace(RLOOConfig, args))
-    print(f"rloo: {metrics['steps']} steps, last reward {metrics['last'].get('reward_mean')}")
-    return 0
+    add_command(
+        subparsers,
+        name="rloo",
+        help_text="RLOO policy optimisation (the default method).",
+        config_cls=RLOOConfig,
+        train=train_rloo,
+        required=("model", "out", "prompts", "reward_model"),
+        report="reward_mean",
+    )

@@ -7,7 +7,6 @@ questions). The prompt goes through the chat template exactly as at generation t
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from pathlib import Path
@@ -16,10 +15,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from trainer.config import SFTConfig, dataclass_from_namespace, dataclass_to_arguments
+from trainer.config import SFTConfig
 from trainer.losses import masked_mean
 from trainer.policy import encode_prompts, encode_responses, policy_forward
-from trainer.rl import TrainingDiverged, setup_policy
+from trainer.rl import TrainingDiverged, add_command, setup_policy
 
 Example = tuple[str, str]  # (prompt, ideal response)
 
@@ -96,12 +95,12 @@ def train_sft(config: SFTConfig, examples: list[Example] | None = None) -> dict[
 
 def register(subparsers: Any) -> None:
     """Add `python -m trainer sft`."""
-    parser = subparsers.add_parser("sft", help="Supervised fine-tuning on ideal responses.")
-    dataclass_to_arguments(parser, SFTConfig, required=("model", "out", "data"))
-    parser.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    metrics = train_sft(dataclass_from_namespace(SFTConfig, args))
-    print(f"sft: {metrics['steps']} steps, last loss {metrics['last'].get('loss')}")
-    return 0
+    add_command(
+        subparsers,
+        name="sft",
+        help_text="Supervised fine-tuning on ideal responses.",
+        config_cls=SFTConfig,
+        train=train_sft,
+        required=("model", "out", "data"),
+        report="loss",
+    )
