@@ -20,13 +20,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from trainer.batching import LengthGroupedBatches, collate
 from trainer.config import RewardConfig, dataclass_from_namespace, dataclass_to_arguments
 from trainer.data import (
     Comparison,
-    Encoded,
-    LengthGroupedBatches,
     Record,
-    collate,
     data_hash,
     encode_comparisons,
     read_records,
@@ -34,6 +32,7 @@ from trainer.data import (
     split_by_prompt,
 )
 from trainer.losses import ranking_pairs_loss
+from trainer.scoring import chunked_rewards, evaluate, resolve_forward_cost
 
 META_FILE = "prefloop_reward.json"
 
@@ -77,35 +76,6 @@ def load_reward_model(path: str, config: RewardConfig | None = None) -> tuple[An
     return model, tokenizer
 
 
-def _per_token_head(model: torch.nn.Module) -> torch.nn.Module | None:
-    # Decoder classifiers (Llama, Qwen, GPT-2 ...) apply `score` to every token, then pool.
-    return next((m for n, m in model.named_modules() if n.rsplit(".", 1)[-1] == "score"), None)
-
-
-def sequence_rewards(
-    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
-) -> torch.Tensor:
-    """One reward per row, read at the last token the attention mask marks as real."""
-    head = _per_token_head(model)
-    captured: list[torch.Tensor] = []
-    # transformers pools decoder classifiers at the last token that is not the pad id, so with
-    # pad == EOS a sequence ending in EOS is scored one token early (transformers#35352). We take
-    # the per-token scores with a hook instead of calling submodules, so DDP/peft wrappers still
-    # see one ordinary forward.
-    handle = head.register_forward_hook(lambda _m, _i, out: captured.append(out)) if head else None
-    try:
-        out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-    finally:
-        if handle is not None:
-            handle.remove()
-    if not captured or captured[-1].dim() != 3:
-        return out.logits.squeeze(-1)
-    per_token = captured[-1].squeeze(-1)
-    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
-    last = (positions * attention_mask).argmax(-1)
-    return per_token[torch.arange(per_token.shape[0], device=per_token.device), last]
-
-
 def batch_loss(rewards: torch.Tensor, batch: dict[str, torch.Tensor], config: RewardConfig) -> Any:
     """The training loss of one collated batch under `config` (margin, ties, centering, weights)."""
     return ranking_pairs_loss(
@@ -117,68 +87,6 @@ def batch_loss(rewards: torch.Tensor, batch: dict[str, torch.Tensor], config: Re
         weights=batch["weight"],
         center_coef=config.center_coef,
     )
-
-
-EVAL_SUMS = ("pairs", "correct", "loss", "gold_pairs", "gold_correct", "unsafe_n", "unsafe_sum")
-EVAL_SUMS += ("other_n", "other_sum", "tie_pairs", "tie_absdiff")
-
-
-@torch.no_grad()
-def evaluate(
-    model: torch.nn.Module,
-    encoded: Sequence[Encoded],
-    *,
-    pad_id: int,
-    batch_size: int = 8,
-    accelerator: Any = None,
-) -> dict[str, float]:
-    """Pairwise accuracy and BT loss on strict pairs, gold accuracy, unsafe vs other rewards."""
-    was_training = model.training
-    model.eval()
-    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
-    mine = sorted(encoded[rank::world], key=lambda e: e.width)  # sorted: little padding
-    device = next(model.parameters()).device
-    sums = dict.fromkeys(EVAL_SUMS, 0.0)
-    for start in range(0, len(mine), batch_size):
-        batch = {
-            k: v.to(device) for k, v in collate(mine[start : start + batch_size], pad_id).items()
-        }
-        r = sequence_rewards(model, batch["input_ids"], batch["attention_mask"]).float()
-        diff = r[batch["better"]] - r[batch["worse"]]
-        strict = ~batch["tie"]
-        sums["pairs"] += strict.sum().item()
-        sums["correct"] += (diff > 0)[strict].sum().item()
-        sums["loss"] += -torch.nn.functional.logsigmoid(diff[strict]).sum().item()
-        gold = strict & batch["gold"]
-        sums["gold_pairs"] += gold.sum().item()
-        sums["gold_correct"] += (diff > 0)[gold].sum().item()
-        sums["tie_pairs"] += batch["tie"].sum().item()
-        sums["tie_absdiff"] += diff[batch["tie"]].abs().sum().item()
-        unsafe = batch["unsafe"]
-        sums["unsafe_n"] += unsafe.sum().item()
-        sums["unsafe_sum"] += r[unsafe].sum().item()
-        sums["other_n"] += (~unsafe).sum().item()
-        sums["other_sum"] += r[~unsafe].sum().item()
-    if accelerator is not None and world > 1:
-        total = accelerator.reduce(torch.tensor([sums[k] for k in EVAL_SUMS], device=device), "sum")
-        sums = dict(zip(EVAL_SUMS, total.tolist(), strict=True))
-    model.train(was_training)
-
-    def ratio(a: str, b: str) -> float | None:
-        return sums[a] / sums[b] if sums[b] else None
-
-    return {
-        "accuracy": ratio("correct", "pairs"),
-        "loss": ratio("loss", "pairs"),
-        "pairs": int(sums["pairs"]),
-        "gold_accuracy": ratio("gold_correct", "gold_pairs"),
-        "gold_pairs": int(sums["gold_pairs"]),
-        "tie_pairs": int(sums["tie_pairs"]),
-        "tie_mean_abs_diff": ratio("tie_absdiff", "tie_pairs"),
-        "unsafe_responses": int(sums["unsafe_n"]),
-        "mean_reward_unsafe": ratio("unsafe_sum", "unsafe_n"),
-        "mean_reward_other": ratio("other_sum", "other_n"),
-    }  # type: ignore[return-value]
 
 
 def _comparisons(records: Sequence[Record], config: RewardConfig) -> list[Comparison]:
@@ -245,6 +153,7 @@ def train_reward_model(
         "linear", optimizer, round(config.warmup_ratio * total_steps), total_steps
     )
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    forward_cost = resolve_forward_cost(config.forward_cost, accelerator.device)
 
     # 3. Train: one forward per distinct response, the loss over every pair it is in.
     history, n_pairs, n_rows, eval_seconds, eval_cpu = [], 0, 0, 0.0, 0.0
@@ -258,8 +167,10 @@ def train_reward_model(
         run_loss = run_correct = run_pairs = 0.0
         for batch in loader:
             with accelerator.accumulate(model):  # prepare() already wrapped forward in autocast
-                rewards = sequence_rewards(model, batch["input_ids"], batch["attention_mask"])
-                rewards = rewards.float()
+                rewards = chunked_rewards(
+                    model, batch["input_ids"], batch["attention_mask"],
+                    forward_cost=forward_cost,
+                ).float()  # fmt: skip
                 loss = batch_loss(rewards, batch, config)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
@@ -284,7 +195,8 @@ def train_reward_model(
         t_eval, cpu_eval = time.perf_counter(), time.process_time()
         ev = evaluate(
             accelerator.unwrap_model(model), eval_e, pad_id=pad_id,
-            batch_size=config.eval_batch_size, accelerator=accelerator,
+            batch_size=config.eval_batch_size, forward_cost=forward_cost,
+            accelerator=accelerator,
         )  # fmt: skip
         eval_seconds += time.perf_counter() - t_eval
         eval_cpu += time.process_time() - cpu_eval

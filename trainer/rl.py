@@ -46,8 +46,8 @@ class RewardModelScorer:
     @torch.no_grad()
     def __call__(self, prompts: list[str], responses: list[str]) -> torch.Tensor:
         """One scalar score per (prompt, response)."""
-        from trainer.data import collate
-        from trainer.reward import sequence_rewards
+        from trainer.batching import collate
+        from trainer.scoring import chunked_rewards, resolve_forward_cost
 
         # Tokenised and scored exactly as the reward model was trained and evaluated
         # (trainer.data + trainer.reward: prompt + response, EOS, score at the last real token,
@@ -60,10 +60,11 @@ class RewardModelScorer:
             comps, self.tokenizer, max_length=self.max_length, append_eos=self.append_eos
         )
         out = []
+        cost = resolve_forward_cost(None, torch.device(self.device))
         for i in range(0, len(enc), self.batch_size):
             batch = collate(enc[i : i + self.batch_size], self.tokenizer.pad_token_id)
             ids, mask = batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
-            out.append(sequence_rewards(self.model, ids, mask).float().cpu())
+            out.append(chunked_rewards(self.model, ids, mask, forward_cost=cost).float().cpu())
         return torch.cat(out)
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from trainer.batching import LengthGroupedBatches, collate
 from trainer.data import (
-    LengthGroupedBatches,
-    collate,
     data_hash,
     encode_comparisons,
     finegrained_records,

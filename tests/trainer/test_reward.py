@@ -14,6 +14,7 @@ from trainer import reward
 from trainer.config import RewardConfig
 from trainer.data import data_hash, read_records, write_records
 from trainer.schema import PairwiseRecord, RankingRecord
+from trainer.scoring import sequence_rewards
 
 MARKERS = ["excellent", "good", "poor", "awful"]  # best to worst
 FILLER = ["the", "patient", "should", "take", "water", "rest", "today", "doctor", "said", "then"]
@@ -76,7 +77,7 @@ def test_score_is_read_at_the_last_real_token_when_pad_equals_eos(tiny_llama_dir
     ids = torch.tensor([r + [eos] * (width - len(r)) for r in rows])
     mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
     with torch.no_grad():
-        ours = reward.sequence_rewards(model, ids, mask)
+        ours = sequence_rewards(model, ids, mask)
         alone = [
             model.score(model.model(torch.tensor([r])).last_hidden_state)[0, -1, 0] for r in rows
         ]
@@ -178,5 +179,5 @@ def test_lora_and_gradient_checkpointing_on_a_causal_lm(
     batch = saved_tok(["yes it is<|im_end|>", "no<|im_end|>"], padding=True, return_tensors="pt")
     with torch.no_grad():
         pooled = loaded(**batch).logits.squeeze(-1)
-        ours = reward.sequence_rewards(loaded, batch["input_ids"], batch["attention_mask"])
+        ours = sequence_rewards(loaded, batch["input_ids"], batch["attention_mask"])
     assert torch.allclose(pooled, ours, atol=1e-6)

@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from trainer.batching import collate
 from trainer.config import RewardConfig
-from trainer.data import Encoded, Pair, collate
+from trainer.data import Encoded, Pair
 from trainer.losses import pairwise_accuracy
-from trainer.reward import batch_loss, load_reward_model, sequence_rewards
+from trainer.reward import batch_loss, load_reward_model
+from trainer.scoring import sequence_rewards
 
 trl = pytest.importorskip("trl")
 
