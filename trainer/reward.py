@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -31,6 +32,7 @@ from trainer.data import (
     records_to_comparisons,
     split_by_prompt,
 )
+from trainer.launch import make_accelerator
 from trainer.losses import ranking_pairs_loss
 from trainer.scoring import chunked_rewards, evaluate, resolve_forward_cost
 
@@ -105,12 +107,11 @@ def train_reward_model(
     eval_records: Sequence[Record] | None = None,
 ) -> dict[str, Any]:
     """Fit a reward model on `records` (or `config.data`), evaluate, save to `config.out`."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
     from transformers import get_scheduler
 
-    accelerator = Accelerator(
+    accelerator = make_accelerator(
         gradient_accumulation_steps=config.grad_accum,
         mixed_precision="bf16" if config.bf16 else "no",
     )
@@ -227,6 +228,7 @@ def train_reward_model(
         "train_seconds": seconds,
         "train_pairs_per_second": n_pairs * accelerator.num_processes / seconds,
         "train_cpu_seconds": cpu_seconds,
+        "processes": accelerator.num_processes,
     }
     accelerator.wait_for_everyone()
     if accelerator.is_main_process and config.out:
@@ -284,7 +286,8 @@ def evaluate_saved(
 def _run_reward(args: argparse.Namespace) -> int:
     metrics = train_reward_model(dataclass_from_namespace(RewardConfig, args))
     keep = ("train_pairs_per_second", "eval_accuracy", "eval_loss", "eval_pairs")
-    print(json.dumps({k: metrics.get(k) for k in keep}))
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary line, not one per process
+        print(json.dumps({k: metrics.get(k) for k in keep}))
     return 0
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from trainer.data import Comparison, encode_comparisons
+from trainer.launch import make_accelerator
 
 # A reward: (prompts, responses) -> one score per response. Either a python callable (tests, rule
 # based rewards) or a trained reward model directory wrapped by `RewardModelScorer`.
@@ -201,12 +202,11 @@ def setup_policy(
     config: Any, wrap: Callable[[Any], Any] | None = None, *, with_ref: bool = True
 ) -> PolicyRun:
     """Load policy (+ LoRA), the reference, an AdamW optimiser, and prepare them with Accelerate."""
-    from accelerate import Accelerator
 
     from trainer.policy import load_policy
 
     cuda = torch.cuda.is_available()
-    acc = Accelerator(mixed_precision="bf16" if config.bf16 and cuda else "no")
+    acc = make_accelerator(mixed_precision="bf16" if config.bf16 and cuda else "no")
     # Each process samples differently; DDP broadcasts rank 0's initial weights anyway.
     torch.manual_seed(config.seed + acc.process_index)
     policy, tok = load_policy(

@@ -1,0 +1,26 @@
+"""One place that builds the Accelerator every trainer command runs under."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def make_accelerator(**kwargs: Any) -> Any:
+    """An Accelerator that also spans processes on a CPU-only host.
+
+    Under `torchrun` Accelerate joins the processes only on a GPU host, or on CPUs when told
+    `cpu=True`; without it each CPU process would train alone on all the data and every one of
+    them would write the same output directory.
+    """
+    import torch
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    # DDP broadcasts the model's buffers at every forward: a collective, so ranks that score a
+    # batch in different numbers of chunks would wait on each other forever. The buffers of a
+    # transformer (position ids, rotary frequencies) never change, so there is nothing to sync.
+    ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
+    return Accelerator(
+        cpu=launched and not torch.cuda.is_available(), kwargs_handlers=[ddp], **kwargs
+    )
