@@ -2,7 +2,7 @@
 
 `train_reward_model(config, records=...)` is what the worker calls; `python -m trainer reward` and
 `python -m trainer reward-eval` wrap it. The loop runs under Hugging Face Accelerate, so the same
-code runs on a CPU, one GPU, or several under `accelerate launch`.
+code runs on a CPU, one GPU, or several processes under `accelerate launch` or `torchrun`.
 """
 
 from __future__ import annotations
