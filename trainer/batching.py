@@ -11,12 +11,14 @@ from torch.utils.data import Sampler
 from trainer.data import Encoded
 
 
-class LengthGroupedBatches(Sampler[list[int]]):
-    """Shuffled batches of comparisons of similar width; reshuffled on every pass."""
+class ShuffledBatches(Sampler[list[int]]):
+    """Batches of comparisons drawn at random, reshuffled on every pass; optionally grouped by width."""
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, *, seed: int, group: bool = True):
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, *, seed: int, group_by_length: bool = False
+    ):
         self.lengths = list(lengths)
-        self.batch_size, self.seed, self.group = batch_size, seed, group
+        self.batch_size, self.seed, self.group = batch_size, seed, group_by_length
         self.epoch = 0
 
     def __len__(self) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from trainer.batching import LengthGroupedBatches, collate
+from trainer.batching import ShuffledBatches, collate
 from trainer.config import RewardConfig, dataclass_from_namespace, dataclass_to_arguments
 from trainer.data import (
     Comparison,
@@ -137,9 +137,9 @@ def train_reward_model(
     )  # fmt: skip
     train_e, eval_e = encode(train_c), encode(eval_c)
     pad_id = tokenizer.pad_token_id
-    sampler = LengthGroupedBatches(
+    sampler = ShuffledBatches(
         [e.width for e in train_e], config.batch_size, seed=config.seed,
-        group=config.group_by_length,
+        group_by_length=config.group_by_length,
     )  # fmt: skip
     loader = DataLoader(train_e, batch_sampler=sampler, collate_fn=partial(collate, pad_id=pad_id))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.batching import LengthGroupedBatches, collate
+from trainer.batching import ShuffledBatches, collate
 from trainer.data import (
     data_hash,
     encode_comparisons,
@@ -173,13 +173,14 @@ def test_collate_pads_right_and_pairs_index_the_flat_rows() -> None:
 
 def test_length_grouped_batches_cover_everything_once_and_cut_padding() -> None:
     lengths = [(i * 37) % 500 + 1 for i in range(400)]
-    sampler = LengthGroupedBatches(lengths, 8, seed=0)
+    sampler = ShuffledBatches(lengths, 8, seed=0, group_by_length=True)
     batches = list(sampler)
     assert sorted(i for b in batches for i in b) == list(range(400))
-    odd = list(LengthGroupedBatches(lengths[:397], 8, seed=1))
+    odd = list(ShuffledBatches(lengths[:397], 8, seed=1, group_by_length=True))
     assert [len(b) for b in odd] == [8] * 49 + [5]  # the short batch last, for sharding
     assert list(sampler) != batches  # a new order every epoch
-    random_batches = list(LengthGroupedBatches(lengths, 8, seed=0, group=False))
+    random_batches = list(ShuffledBatches(lengths, 8, seed=0))
+    assert sorted(i for b in random_batches for i in b) == list(range(400))
 
     def padded(bs: list[list[int]]) -> int:
         return sum(len(b) * max(lengths[i] for i in b) for b in bs)
