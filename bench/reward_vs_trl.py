@@ -8,7 +8,10 @@ token ids (ours, left-truncated to --max-length, so TRL drops nothing), epochs, 
 size (pairs for TRL; for us, comparisons: the same on pairs, and on 4-way data as many
 sequences a step as TRL: --kway-batch-size), fused AdamW, linear decay,
 dropout off, fp32. Each trainer runs in its own process so peak RSS is its own. Both are scored by
-the same evaluator. Prints one table; nothing here is a test.
+the same evaluator. TRL's score head starts from the same seed as ours; with --same-order it also
+takes the pairs in our order (on pairs data: the same batches). Prints a block per set and seed and
+a summary over seeds (mean accuracies, their paired difference and its standard error); nothing
+here is a test.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ def worker(args: argparse.Namespace) -> dict:
     if args.worker == "ours":
         m = train_reward_model(config, records=train, eval_records=held)
         res = {"pairs_per_s": m["train_pairs_per_second"], "seconds": m["train_seconds"]}
-        res |= {"accuracy": m["eval_accuracy"], "pairs": m["train_pairs_seen"]}
+        res |= {"accuracy": m["eval_accuracy"], "loss": m["eval_loss"], "pairs": m["train_pairs_seen"]}
         res["sequences"], res["cpu_seconds"] = m["train_sequences_encoded"], m["train_cpu_seconds"]
     else:
         from accelerate.utils import set_seed
@@ -76,12 +79,19 @@ def worker(args: argparse.Namespace) -> dict:
         model, tok = load_reward_model(config.model, config)
         comps = records_to_comparisons(train)
         enc = encode_comparisons(comps, tok, max_length=args.max_length)
+        if args.same_order:  # the order our first epoch draws; on pairs, the very same batches
+            from trainer.batching import ShuffledBatches
+
+            batches = ShuffledBatches(
+                [e.width for e in enc], args.kway_batch_size if args.set == "fg" else batch,
+                seed=args.seed, group_by_length=args.group_by_length,
+            )  # fmt: skip
+            enc = [enc[i] for b in batches for i in b]
         res = train_trl(args, model, tok, enc)
         res["sequences"] = 2 * res["pairs"]
         held_enc = encode_comparisons(records_to_comparisons(held), tok, max_length=args.max_length)
-        res["accuracy"] = evaluate(
-            model, held_enc, pad_id=tok.pad_token_id, batch_size=config.eval_batch_size
-        )["accuracy"]
+        ev = evaluate(model, held_enc, pad_id=tok.pad_token_id, batch_size=config.eval_batch_size)
+        res["accuracy"], res["loss"] = ev["accuracy"], ev["loss"]
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return res
 
@@ -121,6 +131,7 @@ def train_trl(args: argparse.Namespace, model, tok, enc) -> dict:  # type: ignor
         learning_rate=args.lr, seed=args.seed, max_length=None, gradient_checkpointing=False,
         bf16=False, use_cpu=True, report_to=[], save_strategy="no", eval_strategy="no",
         logging_steps=10_000, disable_tqdm=True, lr_scheduler_type="linear",
+        train_sampling_strategy="sequential" if args.same_order else "random",
     )  # fmt: skip
     clock = clock_callback()()
     trainer = RewardTrainer(
@@ -228,17 +239,25 @@ def main() -> None:
         help="ours: tokens one more forward pass costs when a batch is split by length"
         " (0: no split; default: the trainer's)",
     )  # fmt: skip
+    p.add_argument(
+        "--same-order", action=argparse.BooleanOptionalAction, default=False,
+        help="TRL takes the pairs in the order our sampler draws them (pairs: the same batches),"
+        " so the two differ only in how they compute; needs --epochs 1",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--set", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.same_order and args.epochs != 1:
+        p.error("--same-order needs --epochs 1 (TRL would mix the end of one epoch into the next)")
     if args.worker:
         print(json.dumps(worker(args)))
         return
     print(f"MiniLM-L6, epochs={args.epochs} batch={args.batch_size} (4-way, ours:"
           f" {args.kway_batch_size} comparisons) max_length={args.max_length}"
           f" lr={args.lr} threads={args.threads} parallel={args.parallel}"
-          f" group_by_length={args.group_by_length} forward_cost={args.forward_cost}")  # fmt: skip
+          f" group_by_length={args.group_by_length} forward_cost={args.forward_cost}"
+          f" same_order={args.same_order}")  # fmt: skip
     seeds = [int(x) for x in args.seeds.split(",")]
     for name in args.sets.split(","):
         rows = []
@@ -252,7 +271,8 @@ def main() -> None:
                   f" 'longer answer wins' acc = {longer_wins(held):.3f}")  # fmt: skip
             for who, r in (("ours", ours), ("trl", trl)):
                 print(f"  {who:5s} pairs/s={r['pairs_per_s']:7.2f}  time={r['seconds']:6.1f}s  sequences={r['sequences']:6d}"
-                      f"  cpu={r['cpu_seconds']:6.1f}s  peak_rss={r['peak_rss_mb']:6.0f}MB  held-out acc={r['accuracy']:.3f}")  # fmt: skip
+                      f"  cpu={r['cpu_seconds']:6.1f}s  peak_rss={r['peak_rss_mb']:6.0f}MB  held-out acc={r['accuracy']:.3f}"
+                      f" loss={r['loss']:.4f}")  # fmt: skip
             print(f"  speed ratio ours/trl = {ours['pairs_per_s'] / trl['pairs_per_s']:.2f}x wall,"
                   f" {trl['cpu_seconds'] / ours['cpu_seconds']:.2f}x CPU time", flush=True)  # fmt: skip
         print()
