@@ -86,3 +86,35 @@ def test_chunked_rewards_and_gradients_equal_one_padded_forward(
     assert len(whole_grads) == len(chunked_grads)
     for a, b in zip(whole_grads, chunked_grads, strict=True):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_training_in_chunks_ends_with_the_model_one_padded_forward_gives(
+    tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    from tests.trainer.test_reward import marker_rankings
+    from trainer.config import RewardConfig
+    from trainer.reward import train_reward_model
+
+    records, held = marker_rankings(32, seed=5), marker_rankings(8, 6, start=100)
+    weights = {}
+    for cost in (0, 4):
+        out = tmp_path / f"cost-{cost}"
+        config = RewardConfig(
+            model=str(tiny_bert_dir), out=str(out), epochs=2, batch_size=4, lr=2e-3,
+            max_length=32, forward_cost=cost, progress=False,
+        )  # fmt: skip
+        train_reward_model(config, records=records, eval_records=held)
+        weights[cost] = load_file(out / "model.safetensors")
+    moved = load_file(tiny_bert_dir / "model.safetensors")
+    assert weights[0].keys() == weights[4].keys()
+    for name, tensor in weights[0].items():
+        if name == "classifier.bias":
+            # It cancels in every r_better - r_worse: its gradient is rounding noise that Adam
+            # scales up to full steps, so it wanders either way and changes no comparison.
+            continue
+        assert torch.allclose(tensor, weights[4][name], atol=1e-4), name
+    # ... and training did move the weights, so the equality above says something.
+    key = next(k for k in moved if k.endswith("word_embeddings.weight"))
+    assert not torch.allclose(moved[key], weights[0]["bert." + key], atol=1e-3)
