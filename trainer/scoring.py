@@ -92,6 +92,8 @@ def chunked_rewards(
     forward_cost: int = 0,
 ) -> torch.Tensor:
     """`sequence_rewards` of a right-padded batch, computed chunk by chunk (see `plan_chunks`)."""
+    if forward_cost <= 0:  # no split: skip reading the lengths back (a device sync on GPUs)
+        return sequence_rewards(model, input_ids, attention_mask)
     lengths = attention_mask.sum(-1).tolist()
     plan = plan_chunks(lengths, forward_cost)
     if len(plan) == 1:
