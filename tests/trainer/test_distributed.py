@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.trainer.test_reward import marker_rankings
 from trainer.data import write_records
 
@@ -45,13 +47,17 @@ def test_two_processes_train_one_reward_model_with_chunked_batches(
     assert len([ln for ln in done.stdout.splitlines() if ln.startswith('{"train_pairs')]) == 1
 
 
-def test_two_processes_run_rloo(tiny_policy_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["rloo", "ppo"])
+def test_two_processes_run_policy_optimisation(
+    method: str, tiny_policy_dir: Path, tmp_path: Path
+) -> None:
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": f"question {i}"}) + "\n" for i in range(8)))
+    samples = ["--k", "2"] if method == "rloo" else []  # PPO samples one response a prompt
     done = torchrun(
-        "rloo", "--model", str(tiny_policy_dir), "--out", str(tmp_path / "run"),
+        method, "--model", str(tiny_policy_dir), "--out", str(tmp_path / "run"),
         "--prompts", str(prompts), "--reward-model", str(tiny_policy_dir), "--steps", "2",
-        "--prompts-per-step", "2", "--k", "2", "--max-new-tokens", "4", "--no-progress",
+        "--prompts-per-step", "2", *samples, "--max-new-tokens", "4", "--no-progress",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
