@@ -78,6 +78,18 @@ def load_reward_model(path: str, config: RewardConfig | None = None) -> tuple[An
     return model, tokenizer
 
 
+def freeze_score_bias(model: torch.nn.Module) -> None:
+    """Keep the score head's bias where it starts when the loss only sees reward differences.
+
+    It cancels in every r_better - r_worse, so its gradient is rounding noise, which Adam scales
+    up to full steps: left free, it random-walks the absolute rewards the policy trainers read.
+    """
+    for module in model.modules():  # the head is the one linear layer with a single output
+        is_head = isinstance(module, torch.nn.Linear) and module.out_features == 1
+        if is_head and module.bias is not None:
+            module.bias.requires_grad_(False)
+
+
 def batch_loss(rewards: torch.Tensor, batch: dict[str, torch.Tensor], config: RewardConfig) -> Any:
     """The training loss of one collated batch under `config` (margin, ties, centering, weights)."""
     return ranking_pairs_loss(
@@ -131,6 +143,8 @@ def train_reward_model(
     if not train_c:
         raise ValueError("no training pairs: every record was a tie, unrankable, or held out")
     model, tokenizer = load_reward_model(config.model, config)
+    if not config.center_coef:
+        freeze_score_bias(model)
     encode = partial(
         encode_comparisons, tokenizer=tokenizer, max_length=config.max_length,
         append_eos=config.append_eos,

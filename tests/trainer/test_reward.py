@@ -107,6 +107,27 @@ def test_training_learns_a_held_out_ranking_and_reports_eval_metrics(tiny_bert_d
     assert metrics["train_pairs_seen"] == 128 * 6 * 3
 
 
+def test_score_bias_stays_put_unless_centering_gives_it_a_gradient(
+    tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    start = reward.load_reward_model(str(tiny_bert_dir))[0].classifier.bias.detach().clone()
+    biases = {}
+    for center in (None, 0.1):
+        out = tmp_path / f"center-{center}"
+        config = RewardConfig(
+            model=str(tiny_bert_dir), out=str(out), epochs=1, batch_size=4, lr=1e-2,
+            max_length=32, center_coef=center, progress=False,
+        )  # fmt: skip
+        reward.train_reward_model(config, records=marker_rankings(16, seed=7))
+        biases[center] = load_file(out / "model.safetensors")["classifier.bias"]
+    # A loss of differences cannot see the bias: it must not drift with Adam's noise.
+    assert torch.equal(biases[None], start)
+    # Centering penalises the absolute level, so there the bias is a real parameter.
+    assert not torch.allclose(biases[0.1], start, atol=1e-4)
+
+
 def test_cli_trains_saves_a_loadable_model_and_reward_eval_prints_json(
     tiny_bert_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
