@@ -10,6 +10,7 @@ No value model: half the memory of PPO and one forward pass fewer.
 from __future__ import annotations
 
 import random
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -82,17 +83,21 @@ def train_rloo(
         # 5. REINFORCE update on whole-sequence log-probs, chunked to bound activation memory.
         old_seq = old_logps.sum(1)
         stats = []
+        pieces = chunks(len(adv), config.forward_batch_size)
         for _ in range(config.epochs):
-            for rows in chunks(len(adv), config.forward_batch_size):
-                with acc.autocast():
-                    logps, _, _ = policy_forward(
-                        model, *(a[rows] for a in args), temperature=config.temperature
-                    )
-                    loss, clipfrac = rloo_policy_loss(
-                        logps.sum(1), old_seq[rows], adv[rows], config.clip
-                    )
-                    ratio = (logps.sum(1) - old_seq[rows]).exp().mean()
-                acc.backward(loss * (rows.stop - rows.start) / len(adv))
+            for rows in pieces:
+                # Under DDP, gradients are averaged across processes once, on the last chunk.
+                sync = nullcontext() if rows is pieces[-1] else acc.no_sync(model)
+                with sync:
+                    with acc.autocast():
+                        logps, _, _ = policy_forward(
+                            model, *(a[rows] for a in args), temperature=config.temperature
+                        )
+                        loss, clipfrac = rloo_policy_loss(
+                            logps.sum(1), old_seq[rows], adv[rows], config.clip
+                        )
+                        ratio = (logps.sum(1) - old_seq[rows]).exp().mean()
+                    acc.backward(loss * (rows.stop - rows.start) / len(adv))
                 stats.append((loss.item(), clipfrac.item(), ratio.item()))
             acc.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             opt.step()

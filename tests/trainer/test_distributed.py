@@ -53,7 +53,8 @@ def test_two_processes_run_policy_optimisation(
 ) -> None:
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": f"question {i}"}) + "\n" for i in range(8)))
-    samples = ["--k", "2"] if method == "rloo" else []  # PPO samples one response a prompt
+    # PPO samples one response a prompt; RLOO's update runs in chunks, synced on the last only.
+    samples = ["--k", "2", "--forward-batch-size", "1"] if method == "rloo" else []
     done = torchrun(
         method, "--model", str(tiny_policy_dir), "--out", str(tmp_path / "run"),
         "--prompts", str(prompts), "--reward-model", str(tiny_policy_dir), "--steps", "2",
