@@ -112,7 +112,8 @@ class RewardConfig:
         default=False, metadata={"help": "Recompute activations in backward to save memory."}
     )
     bf16: bool = field(
-        default=False, metadata={"help": "bf16 autocast (with TF32 matmuls on CUDA)."}
+        default=False,
+        metadata={"help": "bf16 autocast in training; held-out scores stay fp32 (CUDA: TF32 always)."},
     )
     lora: bool = field(default=False, metadata={"help": "Train LoRA adapters (peft), then merge."})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})

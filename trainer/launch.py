@@ -17,6 +17,12 @@ def make_accelerator(**kwargs: Any) -> Any:
     from accelerate import Accelerator, DistributedDataParallelKwargs
 
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if not launched:
+        # One process may train several models in turn (a worker, the tests), but Accelerate keeps
+        # its settings in a process-wide singleton that refuses a second mixed-precision choice.
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state()
     # DDP broadcasts the model's buffers at every forward: a collective, so ranks that score a
     # batch in different numbers of chunks would wait on each other forever. The buffers of a
     # transformer (position ids, rotary frequencies) never change, so there is nothing to sync.

@@ -34,7 +34,7 @@ from trainer.data import (
 )
 from trainer.launch import make_accelerator
 from trainer.losses import ranking_pairs_loss
-from trainer.scoring import chunked_rewards, evaluate, resolve_forward_cost
+from trainer.scoring import chunked_rewards, evaluate, resolve_forward_cost, score_heads
 
 META_FILE = "prefloop_reward.json"
 
@@ -84,10 +84,9 @@ def freeze_score_bias(model: torch.nn.Module) -> None:
     It cancels in every r_better - r_worse, so its gradient is rounding noise, which Adam scales
     up to full steps: left free, it random-walks the absolute rewards the policy trainers read.
     """
-    for module in model.modules():  # the head is the one linear layer with a single output
-        is_head = isinstance(module, torch.nn.Linear) and module.out_features == 1
-        if is_head and module.bias is not None:
-            module.bias.requires_grad_(False)
+    for head in score_heads(model):
+        if head.bias is not None:
+            head.bias.requires_grad_(False)
 
 
 def batch_loss(rewards: torch.Tensor, batch: dict[str, torch.Tensor], config: RewardConfig) -> Any:
@@ -123,10 +122,9 @@ def train_reward_model(
     from tqdm.auto import tqdm
     from transformers import get_scheduler
 
-    accelerator = make_accelerator(
-        gradient_accumulation_steps=config.grad_accum,
-        mixed_precision="bf16" if config.bf16 else "no",
-    )
+    # bf16 autocast is ours, around the training forward only: held-out scores stay fp32, as
+    # every reader of the saved model computes them (bf16 rewards tie on close pairs).
+    accelerator = make_accelerator(gradient_accumulation_steps=config.grad_accum)
     if torch.cuda.is_available():  # TF32 matmuls: ~free speed on Ampere+, fine for a BT loss
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     set_seed(config.seed)
@@ -169,6 +167,7 @@ def train_reward_model(
     )
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     forward_cost = resolve_forward_cost(config.forward_cost, accelerator.device)
+    device_type = accelerator.device.type
 
     # 3. Train: one forward per distinct response, the loss over every pair it is in.
     history, n_pairs, n_rows, eval_seconds, eval_cpu = [], 0, 0, 0.0, 0.0
@@ -181,11 +180,12 @@ def train_reward_model(
         model.train()
         run_loss = run_correct = run_pairs = 0.0
         for batch in loader:
-            with accelerator.accumulate(model):  # prepare() already wrapped forward in autocast
-                rewards = chunked_rewards(
-                    model, batch["input_ids"], batch["attention_mask"],
-                    forward_cost=forward_cost,
-                ).float()  # fmt: skip
+            with accelerator.accumulate(model):
+                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=config.bf16):
+                    rewards = chunked_rewards(
+                        model, batch["input_ids"], batch["attention_mask"],
+                        forward_cost=forward_cost,
+                    ).float()  # fmt: skip
                 loss = batch_loss(rewards, batch, config)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:

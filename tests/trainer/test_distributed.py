@@ -63,3 +63,11 @@ def test_two_processes_run_policy_optimisation(
     assert done.returncode == 0, done.stderr[-3000:]
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
     assert (tmp_path / "run" / "policy" / "model.safetensors").exists()
+
+
+def test_one_process_builds_accelerators_of_different_precisions_in_turn() -> None:
+    # A worker may fit a bf16 policy after an fp32 one; Accelerate's singleton refused that.
+    from trainer.launch import make_accelerator
+
+    assert make_accelerator(mixed_precision="bf16").mixed_precision == "bf16"
+    assert make_accelerator(mixed_precision="no").mixed_precision == "no"

@@ -107,6 +107,22 @@ def test_training_learns_a_held_out_ranking_and_reports_eval_metrics(tiny_bert_d
     assert metrics["train_pairs_seen"] == 128 * 6 * 3
 
 
+def test_bf16_autocast_trains_and_saves_fp32_weights(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    # The same Accelerate autocast path as on CUDA, here on the CPU: the BT loss stays in fp32.
+    from safetensors.torch import load_file
+
+    config = RewardConfig(
+        model=str(tiny_bert_dir), out=str(tmp_path / "rm"), epochs=3, batch_size=8, lr=2e-3,
+        max_length=32, bf16=True, progress=False,
+    )  # fmt: skip
+    metrics = reward.train_reward_model(
+        config, records=marker_rankings(128, seed=0), eval_records=marker_rankings(24, 1, start=500)
+    )
+    assert metrics["eval_accuracy"] > 0.7, metrics
+    saved = load_file(tmp_path / "rm" / "model.safetensors")
+    assert {t.dtype for t in saved.values()} == {torch.float32}
+
+
 def test_score_bias_stays_put_unless_centering_gives_it_a_gradient(
     tiny_bert_dir: Path, tmp_path: Path
 ) -> None:
