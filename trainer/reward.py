@@ -34,7 +34,7 @@ from trainer.data import (
 )
 from trainer.launch import make_accelerator
 from trainer.losses import ranking_pairs_loss
-from trainer.scoring import chunked_rewards, evaluate, resolve_forward_cost, score_heads
+from trainer.scoring import chunked_rewards, evaluate, resolve_forward_cost
 
 META_FILE = "prefloop_reward.json"
 
@@ -84,9 +84,9 @@ def freeze_score_bias(model: torch.nn.Module) -> None:
     It cancels in every r_better - r_worse, so its gradient is rounding noise, which Adam scales
     up to full steps: left free, it random-walks the absolute rewards the policy trainers read.
     """
-    for head in score_heads(model):
-        if head.bias is not None:
-            head.bias.requires_grad_(False)
+    for m in model.modules():  # the head: the one linear layer with a single output (peft: 2 copies)
+        if isinstance(m, torch.nn.Linear) and m.out_features == 1 and m.bias is not None:
+            m.bias.requires_grad_(False)
 
 
 def batch_loss(rewards: torch.Tensor, batch: dict[str, torch.Tensor], config: RewardConfig) -> Any:

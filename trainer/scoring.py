@@ -16,13 +16,6 @@ from trainer.batching import collate
 from trainer.data import Encoded
 
 
-def score_heads(model: torch.nn.Module) -> list[torch.nn.Linear]:
-    """The score head: the linear layer with a single output (peft keeps two copies of it)."""
-    return [
-        m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 1
-    ]
-
-
 def _per_token_head(model: torch.nn.Module) -> torch.nn.Module | None:
     # Decoder classifiers (Llama, Qwen, GPT-2 ...) apply `score` to every token, then pool.
     return next((m for n, m in model.named_modules() if n.rsplit(".", 1)[-1] == "score"), None)
