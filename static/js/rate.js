@@ -15,9 +15,11 @@
   }
 
   // The response that digit keys rank (K-way) is marked in the DOM (the server marks A), so a
-  // key pressed the instant a new comparison swaps in can never act on a stale selection.
+  // key pressed the instant a new comparison swaps in can never act on a stale selection. The mark
+  // is aria-current, not a class: htmx puts a swapped element's classes back when it settles
+  // (~20 ms later), which undid the selection a fast rater's first key had moved.
   function selectedIndex() {
-    const index = responses().findIndex((el) => el.classList.contains("selected"));
+    const index = responses().findIndex((el) => el.getAttribute("aria-current") === "true");
     return index < 0 ? 0 : index;
   }
 
@@ -25,7 +27,8 @@
     const all = responses();
     if (!all.length) return;
     const chosen = (index + all.length) % all.length;
-    all.forEach((el, i) => el.classList.toggle("selected", i === chosen));
+    all.forEach((el, i) => (i === chosen ? el.setAttribute("aria-current", "true")
+      : el.removeAttribute("aria-current")));
     if (scroll) all[chosen].scrollIntoView({ block: "nearest" });
   }
 

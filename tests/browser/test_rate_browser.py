@@ -103,8 +103,10 @@ def _four_way(page, shots: Path) -> list[int]:
     """Rank the four diabetes answers by keyboard (metformin and HbA1c tie first); return ranks."""
     wanted = {FOUR_WAY[1]: 1, FOUR_WAY[3]: 1, FOUR_WAY[0]: 2, FOUR_WAY[2]: 4}
     order = _order(page)
-    for text in order:  # each digit ranks the selected response and selects the next
+    for i, text in enumerate(order):  # each digit ranks the selected response and selects the next
         page.keyboard.press(str(wanted[text]))
+        if i == 0:  # the selection the first key moved must survive htmx settling the swap
+            page.wait_for_selector("#workspace:not(.htmx-settling)")
     page.keyboard.press("ArrowLeft")  # wrapped back to D: one rank down, then up again
     page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowUp")
@@ -121,6 +123,10 @@ def test_keyboard_ranking_flags_and_history(browser, live_server: str, committed
     _campaign_with(committed_engine, (CHEST, TWO_WAY), (DIABETES, FOUR_WAY))
     page = browser.new_page(viewport=DESKTOP)
     _login(page, live_server, rater_email, shots)
+    # htmx puts a swapped element's classes back when it settles, 20 ms after the swap; stretch
+    # that to 0.5 s so the first key on the 4-way below surely lands before it, as a fast rater's
+    # might, and the rest after it.
+    page.evaluate("htmx.config.defaultSettleDelay = 500")
     assert page.locator(".response").count() == 2
     two_ranks, bad = _two_way(page, shots)
     page.wait_for_selector("#response-D")  # the 4-way swapped in without a page load
