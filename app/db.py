@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, FastAPI
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -66,3 +67,13 @@ def get_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 # For streamed responses that keep reading while they send: the session lives until the end.
 StreamingSessionDep = Annotated[Session, Depends(get_session, scope="request")]
+
+
+def session_opener(app: FastAPI) -> Callable[[], AbstractContextManager[Session]]:
+    """Open a transaction outside a route's dependencies, as get_session (or its test override) does.
+
+    For work that must not hold a connection for the whole request (the login's argon2 check) or
+    that runs before the body is read (API token checks).
+    """
+    provider = app.dependency_overrides.get(get_session, get_session)
+    return contextmanager(provider)

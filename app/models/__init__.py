@@ -5,7 +5,7 @@ from app.models.base import Base, utcnow
 from app.models.campaigns import Campaign, Comparison, ComparisonItem, Prompt, Response
 from app.models.rating import Assignment, Judgment
 from app.models.rounds import ModelVersion, Schedule, TrainingRound
-from app.models.users import ApiToken, User
+from app.models.users import ApiToken, LoginThrottle, User
 
 __all__ = [
     "ApiToken",
@@ -16,6 +16,7 @@ __all__ = [
     "Comparison",
     "ComparisonItem",
     "Judgment",
+    "LoginThrottle",
     "ModelVersion",
     "Prompt",
     "Response",
