@@ -13,6 +13,7 @@ counted, so a wait ends on its own. The keys are the same whether or not the acc
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -57,7 +58,7 @@ def retry_after(session: Session, *, keys: list[str], now: datetime) -> int:
             LoginThrottle.key.in_(keys), LoginThrottle.blocked_until > now
         )
     )
-    return max((int((b - now).total_seconds()) + 1 for b in blocked if b is not None), default=0)
+    return max((math.ceil((b - now).total_seconds()) for b in blocked if b is not None), default=0)
 
 
 def _create_missing(session: Session, rows: list[dict[str, object]]) -> None:
