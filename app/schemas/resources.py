@@ -133,6 +133,7 @@ class JudgmentOut(_Out):
                     "aspects": {},
                     "rationale": "B names the red flags.",
                     "time_spent_ms": 41000,
+                    "lease_expired": False,
                     "created_at": "2026-01-31T09:05:00Z",
                 }
             ]
@@ -153,6 +154,10 @@ class JudgmentOut(_Out):
     aspects: dict[str, Any]
     rationale: str
     time_spent_ms: int | None
+    lease_expired: bool = Field(
+        description="Submitted after the lease expired: kept and counted like any other "
+        "(the export calls it `late`)."
+    )
     created_at: datetime
 
     @model_validator(mode="before")

@@ -117,7 +117,7 @@ def test_no_payload_runs_on_any_page(browser, live_server: str, committed_engine
         context = browser.new_context()
         page = context.new_page()
         dialogs: list[str] = []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("dialog", lambda d, seen=dialogs: (seen.append(d.message), d.dismiss()))
         _login(page, live_server, str(ids[who]))
         for path in pages + ["/docs"]:
             page.goto(live_server + path)

@@ -6,6 +6,7 @@ temporary directory, on a free port, and stop and delete it afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -79,10 +80,8 @@ def cluster() -> Iterator[Cluster]:
     try:
         yield made
     finally:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # a test stopped it half-way
             made.pg_ctl("stop", "-m", "immediate")
-        except subprocess.CalledProcessError:
-            pass  # already stopped by a test that failed half-way
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -92,7 +92,7 @@ def _rater(server: Server, email: str, load: Load, deadline: float) -> None:
                 return
             form = dict(_FIELD.findall(page.text))
             form["scale"] = "-2"
-            done = _retrying(load, deadline, lambda: http.post("/rate/submit", data=form))
+            done = _retrying(load, deadline, lambda form=form: http.post("/rate/submit", data=form))
             assert done.status_code == 303, (done.status_code, done.text[:300])
             with load.lock:
                 load.acked.add(form["idempotency_key"])
