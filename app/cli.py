@@ -168,7 +168,7 @@ def users_end_sessions(email: str = typer.Argument(..., help="Login email.")) ->
     from app.services.users import end_sessions, get_existing_user
 
     with session_scope() as session:
-        user = end_sessions(session, user=get_existing_user(session, email=email))
+        user = end_sessions(session, user_id=get_existing_user(session, email=email).id)
         typer.echo(f"sessions of {user.email} ended")
 
 
@@ -178,7 +178,8 @@ def users_deactivate(email: str = typer.Argument(..., help="Login email.")) -> N
     from app.services.users import get_existing_user, set_active
 
     with session_scope() as session:
-        user = set_active(session, user=get_existing_user(session, email=email), active=False)
+        user_id = get_existing_user(session, email=email).id
+        user = set_active(session, user_id=user_id, active=False)
         typer.echo(f"{user.email} deactivated; sessions ended")
 
 

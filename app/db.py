@@ -69,11 +69,19 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 StreamingSessionDep = Annotated[Session, Depends(get_session, scope="request")]
 
 
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """A session in one transaction, committed when the block succeeds."""
+    with get_sessionmaker()() as session, session.begin():
+        yield session
+
+
 def session_opener(app: FastAPI) -> Callable[[], AbstractContextManager[Session]]:
-    """Open a transaction outside a route's dependencies, as get_session (or its test override) does.
+    """Open a short transaction outside a route's dependencies (or in the test's override).
 
     For work that must not hold a connection for the whole request (the login's argon2 check) or
-    that runs before the body is read (API token checks).
+    that runs before the body is read (API token checks). Tests replace get_session with their
+    rolled-back session; this honours that override.
     """
-    provider = app.dependency_overrides.get(get_session, get_session)
-    return contextmanager(provider)
+    override = app.dependency_overrides.get(get_session)
+    return contextmanager(override) if override is not None else transaction

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app import health
 from app.api import docs as api_docs
@@ -56,6 +57,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(InterfaceError, _database_unavailable)
+    app.add_exception_handler(PoolTimeout, _database_unavailable)  # every connection busy
     install_api_error_handlers(app, _app_error_handler)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)  # added last: outermost, so even a 413 carries them

@@ -112,8 +112,16 @@ def set_password(
     return user
 
 
-def end_sessions(session: Session, *, user: User, actor_id: int | None = None) -> User:
-    """End every session of `user` at once (their cookies stop working on the next request)."""
+def _by_id(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user with id {user_id}", field="user_id")
+    return user
+
+
+def end_sessions(session: Session, *, user_id: int, actor_id: int | None = None) -> User:
+    """End every session of a user at once (their cookies stop working on the next request)."""
+    user = _by_id(session, user_id)
     user.session_version += 1
     session.flush()
     record_event(
@@ -126,8 +134,11 @@ def end_sessions(session: Session, *, user: User, actor_id: int | None = None) -
     return user
 
 
-def set_active(session: Session, *, user: User, active: bool, actor_id: int | None = None) -> User:
+def set_active(
+    session: Session, *, user_id: int, active: bool, actor_id: int | None = None
+) -> User:
     """Activate or deactivate an account; deactivation also ends its sessions."""
+    user = _by_id(session, user_id)
     user.active = active
     if not active:
         user.session_version += 1

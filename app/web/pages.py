@@ -102,7 +102,7 @@ async def login(request: Request, form: FormDep) -> Response:
 def logout(request: Request, session: SessionDep, user: CurrentUser) -> RedirectResponse:
     """End the session server-side (every copy of the cookie), and set an anonymous one."""
     if user is not None:
-        end_sessions(session, user=user, actor_id=user.id)
+        end_sessions(session, user_id=user.id, actor_id=user.id)
     response = RedirectResponse("/login", status_code=303)
     write_session(request, response, anonymous_session())
     return response

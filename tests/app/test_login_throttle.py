@@ -99,7 +99,7 @@ def test_one_address_guessing_many_accounts_is_slowed(db: Session) -> None:
 def test_unknown_inactive_and_wrong_get_the_same_answers_and_the_same_throttle(db: Session) -> None:
     known = make_user(db)
     inactive = make_user(db)
-    set_active(db, user=inactive, active=False)
+    set_active(db, user_id=inactive.id, active=False)
     now = utcnow()
     results = {}
     for email in (known.email, inactive.email, "nobody@example.org"):

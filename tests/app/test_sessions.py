@@ -51,15 +51,15 @@ def test_password_change_and_deactivation_end_sessions(client: TestClient, db: S
     set_password(db, email=user.email, password="a brand new password")
     assert _replay(client, cookie, csrf) == (303, 303)
     other, cookie, csrf = _logged_in(client, db)
-    set_active(db, user=other, active=False)
-    set_active(db, user=other, active=True)  # reactivating does not revive the old cookie
+    set_active(db, user_id=other.id, active=False)
+    set_active(db, user_id=other.id, active=True)  # reactivating does not revive the old cookie
     assert _replay(client, cookie, csrf) == (303, 303)
 
 
 def test_an_admin_ends_a_raters_sessions(client: TestClient, db: Session) -> None:
     admin = make_user(db, role="admin")
     user, cookie, csrf = _logged_in(client, db)
-    end_sessions(db, user=user, actor_id=admin.id)
+    end_sessions(db, user_id=user.id, actor_id=admin.id)
     assert _replay(client, cookie, csrf) == (303, 303)
     client.cookies.clear()
     login(client, user.email)  # a fresh login works again

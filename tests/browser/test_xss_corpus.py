@@ -136,3 +136,14 @@ def test_no_payload_runs_on_any_page(browser, live_server: str, committed_engine
         context.close()
     with Session(committed_engine) as s:  # the rater's submit went through: the swap was real
         assert len(list(s.scalars(select(Judgment)))) == 2
+
+
+def test_the_api_docs_render_under_their_csp(browser, live_server: str) -> None:
+    """/docs starts Swagger UI from a file: under script-src 'self' it must still render."""
+    page = browser.new_page()
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto(live_server + "/docs")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=15000)
+    assert "prefloop" in page.locator(".swagger-ui .info .title").inner_text()
+    assert page.locator(".opblock").count() > 10 and not blocked, blocked
