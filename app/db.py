@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,6 +13,7 @@ from fastapi import Depends
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from app.config import get_settings
 
@@ -40,7 +43,16 @@ def build_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    settings = get_settings()
+    # Requests hold at most `db_pool_size` connections (see _gate); the overflow is for the
+    # CLI, health checks and anything else that opens a session outside a request.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=settings.db_pool_size,
+        max_overflow=5,
+        pool_timeout=settings.db_pool_timeout,
+    )
 
 
 @lru_cache
@@ -55,10 +67,47 @@ def get_sessionmaker() -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(), expire_on_commit=False)
 
 
-def get_session() -> Iterator[Session]:
-    """One session and one transaction per request: committed on success, rolled back on error."""
-    with get_sessionmaker()() as session, session.begin():
-        yield session
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _gate() -> asyncio.Semaphore:
+    """This event loop's limit on requests holding a session (one per loop: tests run several)."""
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = _gates[loop] = asyncio.Semaphore(get_settings().db_pool_size)
+    return gate
+
+
+def _finish(session: Session, ok: bool) -> None:
+    try:
+        if ok and session.in_transaction():
+            session.commit()
+    finally:
+        session.close()
+
+
+async def get_session() -> AsyncIterator[Session]:
+    """One session and one transaction per request: committed on success, rolled back on error.
+
+    A request waits for a place *on the event loop* before it may hold a session, and there are
+    no more places than pooled connections. Sync dependencies and the endpoint run on different
+    threadpool threads, so a request that holds a connection needs another thread later; if
+    threads could block waiting for the pool, every thread could end up waiting for connections
+    held by requests that wait for a thread (the stall that turned into 500s at 100 raters).
+    With the gate, no thread ever waits for the pool. A route may commit early (before it
+    renders, so that no row lock is held while it does); what is left is committed here.
+    """
+    async with _gate():
+        session = get_sessionmaker()()
+        try:
+            yield session
+        except BaseException:
+            await run_in_threadpool(_finish, session, False)
+            raise
+        await run_in_threadpool(_finish, session, True)
 
 
 # "function" scope: the transaction commits *before* the response is sent, so whatever a user
