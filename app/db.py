@@ -37,28 +37,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def build_engine(url: str) -> Engine:
+def build_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 30) -> Engine:
     """An engine for `url` with the per-dialect settings prefloop relies on."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    settings = get_settings()
-    # Requests hold at most `db_pool_size` connections (see _gate); the overflow is for the
-    # CLI, health checks and anything else that opens a session outside a request.
+    # Requests hold at most `pool_size` connections (see _gate); the overflow is for the CLI,
+    # health checks and anything else that opens a session outside a request.
     return create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=settings.db_pool_size,
-        max_overflow=5,
-        pool_timeout=settings.db_pool_timeout,
+        url, pool_pre_ping=True, pool_size=pool_size, max_overflow=5, pool_timeout=pool_timeout
     )
 
 
 @lru_cache
 def get_engine() -> Engine:
     """The process-wide engine for the configured database."""
-    return build_engine(get_settings().database_url)
+    settings = get_settings()
+    return build_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout,
+    )
 
 
 @lru_cache

@@ -45,12 +45,7 @@ ADMIN_URL = os.environ.get(
 )
 PASSWORD = "bench-password-long-enough"
 TEXTS = 200  # distinct response texts, reused round-robin (rendering cost is per text anyway)
-VOCAB = (
-    "patient reports chest pain exertion dyspnoea history hypertension diabetes aspirin "
-    "troponin ECG refer urgently consider statin dose monitor renal function potassium follow "
-    "up weeks symptoms worsen emergency department advise lifestyle smoking cessation weight "
-    "blood pressure target guideline recommends evidence risk benefit discuss shared decision"
-).split()
+VOCAB = ["patient", "reports", "chest", "pain", "exertion", "dyspnoea", "history", "hypertension", "diabetes", "aspirin", "troponin", "ECG", "refer", "urgently", "consider", "statin", "dose", "monitor", "renal", "function", "potassium", "follow", "up", "weeks", "symptoms", "worsen", "emergency", "department", "advise", "lifestyle", "smoking", "cessation", "weight", "blood", "pressure", "target", "guideline", "recommends", "evidence", "risk", "benefit", "discuss", "shared", "decision"]
 
 
 def _markdown(rng: random.Random) -> str:
@@ -115,6 +110,13 @@ def build_database(url: str, *, comparisons: int, raters: int, overlap: int, see
             (campaign_id, comparisons),
         )
         html = ", html" if "html" in _columns(cur, "responses") else ""
+        if html:  # as an import stores it (the case number is plain text: escaping is a no-op)
+            cur.execute(
+                "UPDATE prompts SET html = '<p>A 58-year-old asks: <strong>chest pain</strong>"
+                " on exertion, case ' || substr(external_id, 2) || '. What next?</p>' || chr(10)"
+                " WHERE campaign_id = %s",
+                (campaign_id,),
+            )
         cur.execute(
             f"INSERT INTO responses (prompt_id, text, model_label, created_at{html})"
             f" SELECT p.id, t.t, 'm' || k, now(){', t.html' if html else ''}"
@@ -502,7 +504,7 @@ async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: 
             "submit_p99_ms": _pct(stats.latency.get("submit", []), .99),
         }
         results.append(row)
-        print(f"C={c:<4} {row['judgments_per_s']:7.1f} judgments/s  5xx/conn errors {failures}  "
+        print(f"C={c:<4} ({len(group)} raters) {row['judgments_per_s']:7.1f} judgments/s  5xx/conn errors {failures}  "
               f"server CPU {row['server_cpu_ms_per_judgment']:.1f} ms/j  PostgreSQL CPU "
               f"{row['pg_cpu_ms_per_judgment']:.1f} ms/j  statements "
               f"{row['statements_per_judgment']:.1f}/j (+{row['commits_per_judgment']:.1f} commits)"
