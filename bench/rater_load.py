@@ -439,7 +439,7 @@ def start_server(url: str, workers: int, port: int, stats_dir: Path, log: Path) 
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    cwd=ROOT, start_new_session=True)
-    deadline = time.time() + 60
+    deadline = time.time() + 240
     while time.time() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"server exited: {log.read_text()[-2000:]}")
@@ -450,7 +450,7 @@ def start_server(url: str, workers: int, port: int, stats_dir: Path, log: Path) 
         except OSError:
             time.sleep(0.2)
     process.kill()
-    raise SystemExit("server did not start in 60 s")
+    raise SystemExit("server did not start in 240 s")
 
 
 async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: str,

@@ -206,7 +206,7 @@ def diff_context(session: Session, *, rater: User, assignment_id: int) -> dict[s
     assignment = get_own_assignment(session, rater=rater, assignment_id=assignment_id)
     shown = assignment.display_order
     texts = dict(
-        session.execute(select(Response.id, Response.text).where(Response.id.in_(shown))).tuples()
+        session.execute(select(Response.id, Response.text).where(Response.id.in_(shown))).all()
     )
     diffs = diff_views_cached(tuple(texts[rid] for rid in shown))
     return {"diffs": [(letter(i), diff) for i, diff in enumerate(diffs)]}
