@@ -53,9 +53,17 @@ _CampaignRow = tuple[int, float, int | None]
 
 def release_expired_leases(session: Session, *, now: datetime) -> int:
     """Turn leases past their expiry into "expired", which gives their places back."""
+    # The comparison is locked before the assignment (its trigger then updates the comparison),
+    # the order claims take them in, and skipped when a claim holds it: no deadlock, no wait.
+    expired = (
+        select(Assignment.id)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .where(Assignment.state == "leased", Assignment.lease_expires_at <= now)
+        .with_for_update(of=Comparison, skip_locked=True, key_share=True)
+    )
     result = session.execute(
         update(Assignment)
-        .where(Assignment.state == "leased", Assignment.lease_expires_at <= now)
+        .where(Assignment.id.in_(expired.scalar_subquery()))
         .values(state="expired")
         .execution_options(synchronize_session=False)
     )
