@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -102,12 +103,14 @@ async def get_session() -> AsyncIterator[Session]:
     """
     async with _gate():
         session = get_sessionmaker()()
+        ok = False
         try:
             yield session
-        except BaseException:
-            await run_in_threadpool(_finish, session, False)
-            raise
-        await run_in_threadpool(_finish, session, True)
+            ok = True
+        finally:
+            # Shielded: a client that disconnects must not leave the connection checked out.
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(_finish, session, ok)
 
 
 # "function" scope: the transaction commits *before* the response is sent, so whatever a user
