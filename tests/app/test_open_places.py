@@ -13,7 +13,12 @@ from app.db import build_engine
 from app.migrate import upgrade
 from app.models import Assignment, Campaign, CampaignTally, Comparison, utcnow
 from app.models.rating import HOLDING_STATES
-from app.services.assignment import next_assignment, progress, release_expired_leases, skip_assignment
+from app.services.assignment import (
+    next_assignment,
+    progress,
+    release_expired_leases,
+    skip_assignment,
+)
 from app.services.judgments import JudgmentInput, submit_judgment
 from tests.factories import make_campaign, make_comparisons, make_raters
 
