@@ -8,9 +8,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
 
-from app.db import SessionDep, session_opener
+from app.db import SessionDep, run_in_transaction
 from app.models import ApiToken
 from app.schemas.common import ErrorOut
 from app.services.tokens import authenticate
@@ -48,12 +47,12 @@ class WriteRoute(APIRoute):
         """The handler, behind the token check."""
         handler = super().get_route_handler()
 
-        def check(request: Request) -> None:
-            with session_opener(request.app)() as session:
-                authenticate(session, plaintext=_bearer_value(request), scope="write")
-
         async def checked(request: Request) -> Response:
-            await run_in_threadpool(check, request)
+            plaintext = _bearer_value(request)
+            await run_in_transaction(
+                request.app,
+                lambda session: authenticate(session, plaintext=plaintext, scope="write"),
+            )
             return await handler(request)
 
         return checked

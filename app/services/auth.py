@@ -11,10 +11,10 @@ import asyncio
 import hashlib
 import os
 import weakref
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,6 +27,7 @@ from app.services import throttle
 from app.services.audit import record_event
 from app.services.users import normalise_email
 
+T = TypeVar("T")
 # One message for every failed login: wrong password, unknown email, inactive account.
 WRONG_CREDENTIALS = "Wrong email or password."
 # Verified against when the email is unknown, so that a miss costs as long as a hit.
@@ -153,32 +154,27 @@ def finish_login(
     return LoginOutcome(None, WRONG_CREDENTIALS)
 
 
-SessionOpener = Callable[[], AbstractContextManager[Session]]
+class TransactionRunner(Protocol):
+    """Runs `work(session)` in its own short transaction off the event loop (db.run_in_transaction)."""
+
+    def __call__(self, work: Callable[[Session], T]) -> Awaitable[T]: ...
 
 
 async def authenticate(
-    open_session: SessionOpener, *, email: str, password: str, address: str
+    run: TransactionRunner, *, email: str, password: str, address: str
 ) -> LoginOutcome:
     """The whole login: throttle check, bounded argon2 off the event loop, outcome recorded."""
-
-    def first() -> LoginAttempt:
-        with open_session() as session:
-            return begin_login(session, email=email, address=address)
-
-    attempt = await run_in_threadpool(first)
+    attempt = await run(lambda session: begin_login(session, email=email, address=address))
     if attempt.retry_after:
         return LoginOutcome(None, throttled_message(attempt.retry_after), attempt.retry_after)
     verified = await verify_password_bounded(attempt.password_hash, password)
-
-    def second() -> LoginOutcome:
-        with open_session() as session:
-            return finish_login(
-                session,
-                attempt=attempt,
-                email=email,
-                password=password,
-                address=address,
-                verified=verified,
-            )
-
-    return await run_in_threadpool(second)
+    return await run(
+        lambda session: finish_login(
+            session,
+            attempt=attempt,
+            email=email,
+            password=password,
+            address=address,
+            verified=verified,
+        )
+    )

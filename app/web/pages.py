@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from app.db import SessionDep, session_opener
+from app.db import SessionDep, run_in_transaction
 from app.errors import NotFound
 from app.models import Campaign
 from app.services.auth import authenticate
@@ -75,7 +76,7 @@ async def login(request: Request, form: FormDep) -> Response:
     """Check the password; a failure counts towards a backoff (429), never an account lock."""
     email = text(form, "email")
     outcome = await authenticate(
-        session_opener(request.app),
+        partial(run_in_transaction, request.app),
         email=email,
         password=text(form, "password"),
         address=client_address(request),

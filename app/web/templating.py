@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from app.db import REPO_ROOT
-from app.rendering import render_markdown
+from app.rendering import render_markdown_cached
 from app.web.auth import csrf_token
 
 
@@ -24,7 +24,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["markdown"] = render_markdown
+    env.filters["markdown"] = render_markdown_cached
     env.globals["csrf_token"] = csrf_token
     return env
 
