@@ -43,6 +43,7 @@ RULES: dict[str, str] = {
     "/rate": "rater",
     "/rate/submit": "owner",
     "/rate/skip": "owner",
+    "/rate/diff": "owner",
     "/history": "rater",
     "/history/{judgment_id}/correct": "owner",
     "/guidelines": "rater",
@@ -134,7 +135,8 @@ def world(db: Session) -> World:
     ids = {"campaigns": campaign.id, "prompts": judged.prompt_id, "comparisons": judged.id,
            "judgments": judgment.id, "responses": judged.items[0].response_id,
            "rounds": queue_round(db, campaign_id=campaign.id).id}
-    params = {"campaign_id": campaign.id, "judgment_id": judgment.id}
+    params = {"campaign_id": campaign.id, "judgment_id": judgment.id,
+              "assignment_id": assignment.id}
     return World(params, ids, users, csrf, tokens, assignment.id)
 
 

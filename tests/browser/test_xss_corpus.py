@@ -65,8 +65,10 @@ def _plant(engine: Engine) -> dict[str, object]:
         assert skipped is not None
         skip_assignment(s, rater=rater, assignment_id=skipped.id, reason="other",
                         note=PAYLOADS[5][:150])
+        current = next_assignment(s, rater=rater)  # held open: its diff view is a page too
+        assert current is not None
         return {"rater": rater.email, "admin": admin.email, "campaign_id": campaign.id,
-                "judgment_id": judged.judgment.id}
+                "judgment_id": judged.judgment.id, "assignment_id": current.id}
 
 
 def _pages(ids: dict[str, object]) -> list[str]:
