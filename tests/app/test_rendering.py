@@ -67,3 +67,18 @@ def test_diff_views_compare_against_a_reference_and_skip_huge_texts() -> None:
     assert "<mark>b</mark>" in str(first) and "<mark>x</mark>" in str(second)
     assert "<mark>d</mark>" in str(third)
     assert word_diff("x" * 40_000, "y") is None
+
+
+def test_differences_are_marked_on_the_rendered_text_not_the_markdown() -> None:
+    first, second = diff_views(["**Take 5 mg** daily.\n\n- with food", "**Take 50 mg** daily.\n\n- with food"])
+    assert "**" not in str(first) and "- with" not in str(first) and "• with food" in str(first)
+    assert "<mark>5</mark>" in str(first) and "<mark>50</mark>" in str(second)
+    assert str(first).count("<mark>") == 1
+
+
+def test_responses_too_different_get_no_highlighting() -> None:
+    near = "Chest pain with sweating: call emergency services now and chew aspirin."
+    other = "Rest, drink water, and see your GP next week if the discomfort continues."
+    assert diff_views([near, other]) == [None, None]
+    three = diff_views([near, near.replace("aspirin", "ibuprofen"), other])
+    assert three[0] is not None and three[1] is not None and three[2] is None

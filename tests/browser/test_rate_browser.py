@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Judgment
 from tests.app.test_rate import add_comparison
-from tests.factories import PASSWORD, make_campaign, make_user
+from tests.factories import PASSWORD, make_campaign
 
 pytestmark = pytest.mark.browser
 DESKTOP = {"width": 1280, "height": 800}
@@ -38,14 +37,6 @@ XSS = [
 def _judgments(engine: Engine) -> list[Judgment]:
     with Session(engine) as session:
         return list(session.scalars(select(Judgment).order_by(Judgment.id)))
-
-
-@pytest.fixture
-def rater_email(committed_engine: Engine) -> Iterator[str]:
-    """A rater and a campaign (overlap 1) whose comparisons each test adds."""
-    with Session(committed_engine) as session, session.begin():
-        email = make_user(session).email
-    yield email
 
 
 CHEST = "I'm 54 and have had crushing chest pain and sweating for 20 minutes. What should I do?"
@@ -113,6 +104,10 @@ def _four_way(page, shots: Path) -> list[int]:
     insulin = "ABCD"[order.index(FOUR_WAY[2])]
     page.locator(f"#response-{insulin} .flag-factually_wrong").click()
     page.screenshot(path=str(shots / "rate-4way.png"))
+    for _ in range(4):  # to the end of every response (submitting unread would ask first)
+        if page.locator("#read-state.all-read").count():
+            break
+        page.keyboard.press("n")
     page.keyboard.press("Enter")
     levels = sorted(set(wanted.values()))
     return [levels.index(wanted[text]) for text in order]
@@ -182,8 +177,10 @@ def test_the_page_works_at_desktop_and_tablet_sizes(browser, live_server: str, c
     a, b = page.locator("#response-A").bounding_box(), page.locator("#response-B").bounding_box()
     assert (abs(a["y"] - b["y"]) < 2) is side_by_side
     assert a["x"] + a["width"] <= viewport["width"] and b["x"] + b["width"] <= viewport["width"]
-    panes = page.locator(".response .body.md")  # the long one (A or B: order is random) scrolls
-    assert panes.evaluate_all("els => els.some(e => e.scrollHeight > e.clientHeight + 50)")
+    # The long one (A or B: order is random) is never cut off in its card; the region scrolls.
+    panes = page.locator(".response .body.md")
+    assert panes.evaluate_all("els => els.every(e => e.scrollHeight <= e.clientHeight + 1)")
+    assert page.locator("#scroller").evaluate("e => e.scrollHeight > e.clientHeight + 50")
     if not side_by_side:
         page.screenshot(path=str(shots / "rate-2way-tablet.png"))
     page.locator(".scale .point").nth(5).click()  # B better, by tap
