@@ -140,6 +140,7 @@ def aggregated_row(group: list[JudgmentRow]) -> Row:
                 "text": texts[rid][0],
                 "model_version": texts[rid][1],
                 "flags": sorted(pooled[rid]),
+                "read_to_end": None,  # per rater, so not pooled: see the ranking shape
             }
             for rid in items
         ],
