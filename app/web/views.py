@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Assignment, Campaign, Comparison, Judgment, Prompt, Response, User
 from app.models.rating import MAX_SKIP_NOTE, SKIP_REASONS, SkipReason
-from app.rendering import diff_views, render_markdown
+from app.rendering import diff_offered, diff_views, render_markdown
 from app.services.assignment import progress
 from app.services.judgments import letter
 from app.services.skips import can_undo
@@ -63,9 +63,9 @@ class Prefill:
 def _responses(session: Session, shown: list[int]) -> list[ResponseView]:
     rows = session.execute(select(Response.id, Response.text).where(Response.id.in_(shown)))
     texts = {rid: text for rid, text in rows}
-    ordered = [texts[rid] for rid in shown]
-    diffs = diff_views(ordered)
-    return [ResponseView(i, letter(i), render_markdown(t), diffs[i]) for i, t in enumerate(ordered)]
+    htmls = [render_markdown(texts[rid]) for rid in shown]
+    diffs = diff_views(htmls)
+    return [ResponseView(i, letter(i), html, diffs[i]) for i, html in enumerate(htmls)]
 
 
 def prefill_from(judgment: Judgment) -> Prefill:
@@ -103,7 +103,7 @@ def comparison_context(
         "prompt_text": prompt.text,
         "prompt_context": sorted(prompt.context.items()),
         "responses": responses,
-        "diff_offered": any(r.diff is not None for r in responses),
+        "diff_offered": diff_offered([r.html for r in responses]),
         "k": len(shown),
         "flags": flags,
         "scale": SCALE,
