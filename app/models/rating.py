@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
@@ -18,6 +19,23 @@ ASSIGNMENT_STATES = ("leased", "submitted", "skipped", "expired")
 # migration 5357ed447a48 keep `comparisons.open_places` by this rule.
 HOLDING_STATES = ("leased", "submitted")
 MAX_RATIONALE = 5000
+# Why a rater gave a comparison back: the code is stored, the label is what the rater read.
+class SkipReason(StrEnum):
+    """A reason code, as stored and as the API filters by it."""
+
+    SPECIALTY = "specialty"
+    UNCLEAR = "unclear"
+    CONFLICT = "conflict"
+    OTHER = "other"
+
+
+SKIP_REASONS = {
+    SkipReason.SPECIALTY: "Outside my specialty",
+    SkipReason.UNCLEAR: "Prompt unclear or incomplete",
+    SkipReason.CONFLICT: "Conflict of interest",
+    SkipReason.OTHER: "Other",
+}
+MAX_SKIP_NOTE = 150
 
 
 class Assignment(CreatedAt, Base):
@@ -50,7 +68,8 @@ class Assignment(CreatedAt, Base):
     display_order: Mapped[list[int]] = mapped_column(JSONType)
     lease_expires_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
-    skip_reason: Mapped[str | None] = mapped_column(String(200))
+    skip_reason: Mapped[str | None] = mapped_column(String(200))  # a SKIP_REASONS code
+    skip_note: Mapped[str | None] = mapped_column(String(MAX_SKIP_NOTE))
 
     comparison: Mapped[Comparison] = relationship()
     rater: Mapped[User] = relationship()
@@ -106,6 +125,9 @@ class Judgment(CreatedAt, Base):
     time_spent_ms: Mapped[int | None]
     idempotency_key: Mapped[str] = mapped_column(String(64))
     lease_expired: Mapped[bool] = mapped_column(default=False)
+    # read_to_end[i]: whether the rater scrolled shown_order[i] to its end (a quality signal);
+    # NULL when the client did not report it (the API, a browser without scripts).
+    read_to_end: Mapped[list[bool] | None] = mapped_column(JSONType)
 
     comparison: Mapped[Comparison] = relationship()
     rater: Mapped[User] = relationship()

@@ -31,13 +31,8 @@ from app.models import (
     User,
     utcnow,
 )
+from app.models.rating import MAX_SKIP_NOTE, SKIP_REASONS
 
-SKIP_REASONS = {
-    "specialty": "Outside my specialty",
-    "unclear": "Prompt unclear or incomplete",
-    "conflict": "Conflict of interest",
-    "other": "Other",
-}
 _system_rng = random.SystemRandom()
 # When every open comparison is being claimed by someone else at this instant, wait briefly for
 # those claims to commit rather than tell the rater "nothing left" while places remain.
@@ -273,12 +268,12 @@ def skip_assignment(
     """Give a leased comparison back with a reason; the rater will not be offered it again."""
     if reason not in SKIP_REASONS:
         raise ValidationFailed("choose a reason for skipping", field="skip_reason")
-    text = SKIP_REASONS[reason] + (f": {note.strip()}" if note.strip() else "")
     assignment = get_own_assignment(session, rater=rater, assignment_id=assignment_id, lock=True)
     if assignment.state != "leased":
         raise Conflict(f"this comparison was already {assignment.state}", field="assignment_id")
     assignment.state = "skipped"
-    assignment.skip_reason = text[:200]
+    assignment.skip_reason = reason
+    assignment.skip_note = note.strip()[:MAX_SKIP_NOTE] or None
     assignment.completed_at = now or utcnow()
     session.flush()
     return assignment

@@ -36,6 +36,7 @@ class JudgmentInput:
     flags: dict[int, list[str]] = field(default_factory=dict)  # index -> flags
     rationale: str = ""
     time_spent_ms: int | None = None
+    read_to_end: dict[int, bool] = field(default_factory=dict)  # index -> scrolled to its end
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,16 @@ def _check_flags(campaign: Campaign, shown: list[int], data: JudgmentInput) -> d
     return out
 
 
+def _read_to_end(shown: list[int], given: dict[int, bool]) -> list[bool] | None:
+    """Read state in display order; None unless the client reported every response."""
+    if any(not 0 <= index < len(shown) for index in given):
+        raise ValidationFailed("read state was sent for a response that was not shown",
+                               field="read_to_end")
+    if len(given) != len(shown):
+        return None
+    return [given[i] for i in range(len(shown))]
+
+
 def _checked(campaign: Campaign, shown: list[int], data: JudgmentInput) -> dict[str, Any]:
     """The judgment's columns, or a ValidationFailed naming the field; nothing is written."""
     if len(data.rationale) > MAX_RATIONALE:
@@ -132,6 +143,7 @@ def _checked(campaign: Campaign, shown: list[int], data: JudgmentInput) -> dict[
         "rationale": data.rationale.strip(),
         "time_spent_ms": None if data.time_spent_ms is None else max(0, data.time_spent_ms),
         "idempotency_key": data.idempotency_key,
+        "read_to_end": _read_to_end(shown, data.read_to_end),
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from markupsafe import Markup
@@ -11,14 +12,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.models import Assignment, Campaign, Comparison, Judgment, Prompt, Response, User, utcnow
-from app.rendering import diff_views_cached, render_markdown
-from app.services.assignment import (
-    SKIP_REASONS,
-    Progress,
-    get_own_assignment,
-    progress_columns,
-)
+from app.models.rating import MAX_SKIP_NOTE, SKIP_REASONS, SkipReason
+from app.rendering import diff_offered_cached, diff_views_cached, render_markdown
+from app.services.assignment import Progress, get_own_assignment, progress_columns
 from app.services.judgments import letter
+from app.services.skips import can_undo
 from trainer.schema import STRENGTH_LEVELS
 
 FLAG_LABELS = {
@@ -27,6 +25,8 @@ FLAG_LABELS = {
     "incomplete": "Incomplete",
     "off_topic": "Off topic",
 }
+# Flag shortcuts: the key, then the response's letter (a key alone would not say which response).
+FLAG_KEYS = {"unsafe": "u", "factually_wrong": "w", "incomplete": "i", "off_topic": "o"}
 SCALE = [
     (-3, "A much better"),
     (-2, "A better"),
@@ -142,19 +142,23 @@ def comparison_context(
     prefill: Prefill | None = None,
     progress_of: int | None = None,
 ) -> dict[str, Any]:
-    """The prompt, the guidelines, the responses in `shown` order, progress, and a fresh key."""
+    """The prompt, its context, the guidelines, the responses in `shown` order, progress, and a
+    fresh key."""
     campaign, page, counts = _page_data(
         session, comparison_id=comparison_id, shown=shown, progress_of=progress_of
     )
-    flags = [(code, FLAG_LABELS.get(code, code)) for code in campaign.flags]
+    flags = [(code, FLAG_LABELS.get(code, code), FLAG_KEYS.get(code, "")) for code in campaign.flags]
     return {
         "campaign": campaign,
         **page,
         "progress": counts,
+        "diff_offered": diff_offered_cached(tuple(r.html for r in page["responses"])),
         "k": len(shown),
         "flags": flags,
         "scale": SCALE,
         "skip_reasons": SKIP_REASONS,
+        "max_skip_note": MAX_SKIP_NOTE,
+        "skipped": None,
         "idempotency_key": secrets.token_urlsafe(18),
         "prefill": prefill or Prefill(),
         "diff_url": diff_url,
@@ -205,10 +209,11 @@ def diff_context(session: Session, *, rater: User, assignment_id: int) -> dict[s
     """The word differences of one of the rater's own comparisons, in their display order."""
     assignment = get_own_assignment(session, rater=rater, assignment_id=assignment_id)
     shown = assignment.display_order
-    texts = dict(
-        session.execute(select(Response.id, Response.text).where(Response.id.in_(shown))).all()
-    )
-    diffs = diff_views_cached(tuple(texts[rid] for rid in shown))
+    rows = session.execute(
+        select(Response.id, Response.text, Response.html).where(Response.id.in_(shown))
+    ).all()
+    htmls = {rid: _html(session, Response, rid, text, html) for rid, text, html in rows}
+    diffs = diff_views_cached(tuple(str(htmls[rid]) for rid in shown))
     return {"diffs": [(letter(i), diff) for i, diff in enumerate(diffs)]}
 
 
@@ -225,21 +230,45 @@ def verdict(judgment: Judgment) -> str:
     return line
 
 
-def history_rows(judgments: list[Judgment]) -> list[dict[str, Any]]:
-    """Rows of the history table: when, the prompt's opening, the verdict, flags, revision."""
+def skip_notice(assignment: Assignment) -> dict[str, str]:
+    """What the next workspace says about the comparison just skipped."""
+    return {"label": SKIP_REASONS.get(SkipReason(assignment.skip_reason or "other"), "")}
+
+
+def _snippet(text: str) -> str:
+    return text[:140] + ("…" if len(text) > 140 else "")
+
+
+def history_rows(
+    judgments: list[Judgment], skips: list[Assignment], *, now: datetime
+) -> list[dict[str, Any]]:
+    """Rows of the history table, newest first: judgments (verdict, flags, revision) and skips
+    (reason, note, and whether the skip can still be undone)."""
     rows = []
     for j in judgments:
         flagged = sorted({f for fl in j.flags.values() for f in fl})
-        text = j.comparison.prompt.text
         rows.append(
             {
+                "kind": "judgment",
                 "id": j.id,
                 "at": j.created_at,
-                "prompt": text[:140] + ("…" if len(text) > 140 else ""),
+                "prompt": _snippet(j.comparison.prompt.text),
                 "verdict": verdict(j),
                 "flags": [FLAG_LABELS.get(f, f) for f in flagged],
                 "revision": j.revision,
                 "late": j.lease_expired,
             }
         )
-    return rows
+    for a in skips:
+        rows.append(
+            {
+                "kind": "skip",
+                "id": a.id,
+                "at": a.completed_at or a.created_at,
+                "prompt": _snippet(a.comparison.prompt.text),
+                "reason": SKIP_REASONS.get(SkipReason(a.skip_reason or "other"), ""),
+                "note": a.skip_note or "",
+                "undo_until": a.lease_expires_at if can_undo(a, now=now) else None,
+            }
+        )
+    return sorted(rows, key=lambda row: row["at"], reverse=True)

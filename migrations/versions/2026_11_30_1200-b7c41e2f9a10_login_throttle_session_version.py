@@ -1,7 +1,7 @@
 """Login throttle table replaces the per-account lock; users get a session version.
 
 Revision ID: b7c41e2f9a10
-Revises: 5357ed447a48
+Revises: 6c1e2a9f4b7d
 Create Date: 2026-11-30 11:00:00+00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import app.models.base
 
 revision: str = "b7c41e2f9a10"
-down_revision: str | None = "5357ed447a48"
+down_revision: str | None = "6c1e2a9f4b7d"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -93,7 +93,7 @@ def test_a_bad_ranking_shows_a_message_in_place_and_changes_nothing(client: Test
     response = client.post("/rate/submit", data={**fields, "rank-0": "1", "rank-1": "2"}, headers=HX)
     assert response.status_code == 422
     assert response.headers["HX-Retarget"] == "#flash"
-    assert "give every response a rank: C, D has none" in response.text
+    assert "Give every response a rank: C, D has none" in response.text
     assert judgments(db) == 0
     page = client.post("/rate/submit", data={**fields, "rank-0": "x"}, headers=HTML)
     assert page.status_code == 422 and "Nothing was changed" in page.text
@@ -129,11 +129,13 @@ def test_skip_with_a_reason_shows_the_next(client: TestClient, db: Session) -> N
     fields = form_of(html)
     response = client.post("/rate/skip", headers=HX, data={
         "csrf_token": fields["csrf_token"], "assignment_id": fields["assignment_id"],
-        "skip_reason": "specialty"})
+        "skip_reason": "specialty", "skip_note": " paediatric dosing "})
     assert response.status_code == 200
     assert form_of(response.text)["assignment_id"] != fields["assignment_id"]
+    assert "Skipped (Outside my specialty)" in response.text
     skipped = db.get(Assignment, int(fields["assignment_id"]))
-    assert skipped.state == "skipped" and skipped.skip_reason == "Outside my specialty"
+    assert (skipped.state, skipped.skip_reason, skipped.skip_note) == (
+        "skipped", "specialty", "paediatric dosing")
 
 
 def test_history_shows_only_my_work_and_a_correction_is_a_new_revision(client: TestClient, db: Session) -> None:
