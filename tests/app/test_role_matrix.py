@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.models import User
 from app.schemas.common import MAX_ID
-from app.services.assignment import next_assignment
+from app.services.assignment import next_assignment, skip_assignment
 from app.services.rounds import queue_round
 from app.web.auth import COOKIE, _serializer
 from tests.factories import make_campaign, make_comparisons, make_judgment, make_token, make_user
@@ -46,6 +46,7 @@ RULES: dict[str, str] = {
     "/rate/diff": "owner",
     "/history": "rater",
     "/history/{judgment_id}/correct": "owner",
+    "/history/skips": "owner",
     "/guidelines": "rater",
     "/admin": "admin",
     "/api/v1": "token",
@@ -128,13 +129,15 @@ def world(db: Session) -> World:
     judged, _open = make_comparisons(db, campaign, count=2)
     judgment = make_judgment(db, judged, users["rater"])
     assignment = next_assignment(db, rater=users["rater"])
-    assert assignment is not None
+    skipped = next_assignment(db, rater=users["other_rater"])
+    assert assignment is not None and skipped is not None
+    skip_assignment(db, rater=users["other_rater"], assignment_id=skipped.id, reason="other")
     csrf = {name: secrets.token_urlsafe(16) for name in users}
     tokens = {"read_token": make_token(db, scope="read")[1],
               "write_token": make_token(db, scope="write")[1]}
     ids = {"campaigns": campaign.id, "prompts": judged.prompt_id, "comparisons": judged.id,
            "judgments": judgment.id, "responses": judged.items[0].response_id,
-           "rounds": queue_round(db, campaign_id=campaign.id).id}
+           "rounds": queue_round(db, campaign_id=campaign.id).id, "skips": skipped.id}
     params = {"campaign_id": campaign.id, "judgment_id": judgment.id,
               "assignment_id": assignment.id}
     return World(params, ids, users, csrf, tokens, assignment.id)
