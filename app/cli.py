@@ -154,12 +154,33 @@ def users_set_password(
     email: str = typer.Argument(..., help="Login email."),
     password: str | None = _password_option(),
 ) -> None:
-    """Set a user's password (and clear a lockout); the password is prompted for."""
+    """Set a user's password (ends their sessions, clears any login throttle); prompted for."""
     from app.services.users import set_password
 
     with session_scope() as session:
         user = set_password(session, email=email, password=_read_password(password))
         typer.echo(f"password set for {user.email}")
+
+
+@users_cli.command("end-sessions")
+def users_end_sessions(email: str = typer.Argument(..., help="Login email.")) -> None:
+    """End every session of a user at once (their browsers must log in again)."""
+    from app.services.users import end_sessions, get_existing_user
+
+    with session_scope() as session:
+        user = end_sessions(session, user_id=get_existing_user(session, email=email).id)
+        typer.echo(f"sessions of {user.email} ended")
+
+
+@users_cli.command("deactivate")
+def users_deactivate(email: str = typer.Argument(..., help="Login email.")) -> None:
+    """Deactivate an account: no login, no API token, and its sessions end at once."""
+    from app.services.users import get_existing_user, set_active
+
+    with session_scope() as session:
+        user_id = get_existing_user(session, email=email).id
+        user = set_active(session, user_id=user_id, active=False)
+        typer.echo(f"{user.email} deactivated; sessions ended")
 
 
 @demo_cli.command("load")

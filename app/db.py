@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio
-from fastapi import Depends
+from fastapi import Depends, FastAPI
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from app.config import get_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def safe_url(url: str) -> str:
@@ -118,3 +120,35 @@ async def get_session() -> AsyncIterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 # For streamed responses that keep reading while they send: the session lives until the end.
 StreamingSessionDep = Annotated[Session, Depends(get_session, scope="request")]
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """A session in one transaction, committed when the block succeeds."""
+    with get_sessionmaker()() as session, session.begin():
+        yield session
+
+
+def session_opener(app: FastAPI) -> Callable[[], AbstractContextManager[Session]]:
+    """Open a short transaction outside a route's dependencies (or in the test's override).
+
+    Tests replace get_session with their rolled-back session; this honours that override.
+    """
+    override = app.dependency_overrides.get(get_session)
+    return contextmanager(override) if override is not None else transaction
+
+
+async def run_in_transaction(app: FastAPI, work: Callable[[Session], T]) -> T:
+    """`work(session)` in a worker thread, in its own short transaction, behind the request gate.
+
+    For work that must not hold a connection for the whole request (a login's two steps around
+    its argon2 check) or that runs before the body is read (API write tokens).
+    """
+    opener = session_opener(app)
+
+    def run() -> T:
+        with opener() as session:
+            return work(session)
+
+    async with _gate():
+        return await run_in_threadpool(run)

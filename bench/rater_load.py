@@ -98,7 +98,7 @@ def build_database(url: str, *, comparisons: int, raters: int, overlap: int, see
         campaign_id = cur.fetchone()[0]  # type: ignore[index]
         cur.execute(
             "INSERT INTO users (email, display_name, role, password_hash, pseudonym, active,"
-            " failed_logins, created_at) SELECT 'rater' || g || '@bench.example', 'Rater ' || g,"
+            " session_version, created_at) SELECT 'rater' || g || '@bench.example', 'Rater ' || g,"
             " 'rater', %s, 'bench-' || g, true, 0, now() FROM generate_series(1, %s) g",
             (hash_password(PASSWORD), raters),
         )

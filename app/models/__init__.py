@@ -12,7 +12,7 @@ from app.models.campaigns import (
 )
 from app.models.rating import Assignment, Judgment
 from app.models.rounds import ModelVersion, Schedule, TrainingRound
-from app.models.users import ApiToken, User
+from app.models.users import ApiToken, LoginThrottle, User
 
 __all__ = [
     "ApiToken",
@@ -24,6 +24,7 @@ __all__ = [
     "Comparison",
     "ComparisonItem",
     "Judgment",
+    "LoginThrottle",
     "ModelVersion",
     "Prompt",
     "Response",

@@ -134,6 +134,7 @@ class JudgmentOut(_Out):
                     "aspects": {},
                     "rationale": "B names the red flags.",
                     "time_spent_ms": 41000,
+                    "lease_expired": False,
                     "read_to_end": [True, False],
                     "created_at": "2026-01-31T09:05:00Z",
                 }
@@ -159,6 +160,10 @@ class JudgmentOut(_Out):
         None,
         description="read_to_end[i]: the rater scrolled shown_order[i] to its end (a quality "
         "signal); null when the client did not report it.",
+    )
+    lease_expired: bool = Field(
+        description="Submitted after the lease expired: kept and counted like any other "
+        "(the export calls it `late`)."
     )
     created_at: datetime
 

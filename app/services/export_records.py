@@ -59,6 +59,7 @@ def pairwise_rows(
                 "round": row.round,
                 "is_gold": row.is_gold,
                 "weight": 1.0,
+                "late": row.late,
                 "chosen_flags": _flags(row.flags, row.shown_order[better]),
                 "rejected_flags": _flags(row.flags, row.shown_order[worse]),
             }
@@ -98,6 +99,7 @@ def ranking_row(row: JudgmentRow) -> Row:
         "round": row.round,
         "is_gold": row.is_gold,
         "weight": 1.0,
+        "late": row.late,
         "created_at": row.created_at,
     }
 
@@ -127,7 +129,8 @@ def aggregated_row(group: list[JudgmentRow]) -> Row:
         texts.update(zip(row.shown_order, zip(row.texts, row.labels, strict=True), strict=True))
         for rid, names in row.flags.items():
             pooled.setdefault(int(rid), set()).update(names)
-    ranked = [(row.rater, r) for row in latest_per_rater(group) if (r := row.ranking())]
+    latest = latest_per_rater(group)
+    ranked = [(row.rater, r) for row in latest if (r := row.ranking())]
     rankings = [r for _, r in ranked]
     return {
         "kind": "aggregated",
@@ -147,6 +150,7 @@ def aggregated_row(group: list[JudgmentRow]) -> Row:
         "consensus_ranks": consensus_ranks(items, rankings),
         "bt_scores": bradley_terry(items, rankings),
         "n_raters": len(rankings),
+        "n_late": sum(1 for row in latest if row.late and row.ranking()),
         "agreement": mean_pairwise_agreement(rankings),
         "raters": sorted(rater for rater, _ in ranked),
         "campaign": first.campaign,

@@ -7,6 +7,7 @@ import re
 from starlette.datastructures import FormData
 
 from app.errors import ValidationFailed
+from app.schemas.common import MAX_ID
 from app.services.judgments import JudgmentInput
 
 _INDEXED = re.compile(r"^(rank|flag|read)-(\d{1,2})$")
@@ -26,12 +27,18 @@ def integer(form: FormData, name: str, *, required: bool = True) -> int | None:
         if required:
             raise ValidationFailed(f"{name.replace('_', ' ')} is missing", field=name)
         return None
+    # A bound before int(): the database stores 32-bit numbers, and int() of a huge string is slow.
+    if len(raw) > 12:
+        raise ValidationFailed(f"{name.replace('_', ' ')} is out of range", field=name)
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ValidationFailed(
             f"{name.replace('_', ' ')} must be a whole number", field=name
         ) from None
+    if abs(value) > MAX_ID:
+        raise ValidationFailed(f"{name.replace('_', ' ')} is out of range", field=name)
+    return value
 
 
 def judgment_input(form: FormData) -> JudgmentInput:

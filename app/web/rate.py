@@ -10,7 +10,7 @@ from app.db import SessionDep
 from app.models import Assignment, User
 from app.services.assignment import next_assignment, skip_assignment
 from app.services.judgments import submit_judgment
-from app.web.auth import CsrfDep, RaterDep
+from app.web.auth import CsrfDep, PageId, RaterDep
 from app.web.forms import integer, judgment_input, text
 from app.web.pages import FormDep
 from app.web.templating import is_htmx, render
@@ -73,7 +73,9 @@ def skip(request: Request, session: SessionDep, rater: RaterDep, form: FormDep) 
 
 
 @router.get("/rate/diff/{assignment_id}")
-def diff(request: Request, session: SessionDep, rater: RaterDep, assignment_id: int) -> Response:
+def diff(
+    request: Request, session: SessionDep, rater: RaterDep, assignment_id: PageId
+) -> Response:
     """The word differences of the rater's comparison, swapped into each response (on request)."""
     context = diff_context(session, rater=rater, assignment_id=assignment_id)
     return render(request, "rate/diff.html", context)

@@ -13,19 +13,6 @@ from app.db import REPO_ROOT
 from app.rendering import render_markdown_cached
 from app.web.auth import csrf_token
 
-# Scripts only from our own origin: even if a sanitiser bug let markup through, no inline script
-# or handler would run. htmx is configured (base.html) to need neither eval nor inline styles.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
-
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
@@ -63,6 +50,5 @@ def render(
         html = "".join(template.blocks[block](template.new_context(values)))
     else:
         html = template.render(values)
-    return HTMLResponse(
-        html, status_code=status_code, headers={**SECURITY_HEADERS, **(headers or {})}
-    )
+    # Security headers (CSP, no-store, nosniff ...) come from app.middleware, on every response.
+    return HTMLResponse(html, status_code=status_code, headers=headers)
