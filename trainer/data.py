@@ -23,6 +23,8 @@ from trainer.schema import (
     UNSAFE,
     AggregatedRecord,
     ConversationalPairwiseRecord,
+    FineGrainedQuestion,
+    HHPair,
     Message,
     PairwiseRecord,
     RankingRecord,
@@ -262,15 +264,12 @@ def hh_rlhf_records(path: str | Path, limit: int | None = None) -> list[RankingR
         for i, line in enumerate(fh):
             if limit is not None and i >= limit:
                 break
-            row = json.loads(line)
-            cut = row["chosen"].rfind("\n\nAssistant:") + len("\n\nAssistant:")
-            prompt = row["chosen"][:cut]
-            rejected = row["rejected"][cut:] if row["rejected"][:cut] == prompt else row["rejected"]
+            prompt, chosen, rejected = HHPair.model_validate_json(line).split() or ("", "", "")
             out.append(
                 RankingRecord(
                     comparison_id=f"hh-{i}",
                     prompt=prompt,
-                    responses=[{"text": row["chosen"][cut:]}, {"text": rejected}],  # type: ignore[list-item]
+                    responses=[{"text": chosen}, {"text": rejected}],  # type: ignore[list-item]
                     ranks=[0, 1],
                 )
             )
@@ -280,24 +279,15 @@ def hh_rlhf_records(path: str | Path, limit: int | None = None) -> list[RankingR
 def finegrained_records(path: str | Path, limit: int | None = None) -> list[RankingRecord]:
     """FineGrainedRLHF QA: four answers, six pairwise votes, as one weak order each (Copeland)."""
     rows = json.loads(Path(path).read_text(encoding="utf-8"))[:limit]
-    pair_order = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
     out = []
     for i, row in enumerate(rows):
-        # Votes need not be transitive; the net wins give the closest weak order.
-        score = [0, 0, 0, 0]
-        for (a, b), vote in zip(pair_order, row["preference"], strict=True):
-            if vote:
-                win, lose = (a, b) if vote == 1 else (b, a)
-                score[win] += 1
-                score[lose] -= 1
-        levels = sorted(set(score), reverse=True)
-        passages = "\n".join(f"{p[0]}: {' '.join(p[1:])}" for p in row["passages"])
+        question = FineGrainedQuestion.model_validate(row)
         out.append(
             RankingRecord(
                 comparison_id=f"fg-{i}",
-                prompt=f"{passages}\n\nQuestion: {row['question']}\nAnswer: ",
-                responses=[{"text": row[f"prediction {k}"]} for k in range(1, 5)],  # type: ignore[misc]
-                ranks=[levels.index(s) for s in score],
+                prompt=question.prompt(),
+                responses=[{"text": t} for t in question.predictions],  # type: ignore[misc]
+                ranks=question.ranks(),
             )
         )
     return out

@@ -4,70 +4,109 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import ValidationFailed
+from app.errors import ImportRejected, ValidationFailed
 from app.models import Campaign, Comparison, ComparisonItem, Prompt, Response
 from app.services.audit import record_event
 from trainer.schema import ImportRecord
 
 MAX_IMPORT_LINES = 100_000
+MAX_PROBLEMS = 1000  # past this many bad lines the file is plainly the wrong format
+T = TypeVar("T")
 
 
-def _describe(error: ValidationError) -> str:
+def describe(error: ValidationError) -> str:
+    """The first reason Pydantic gives, with the field it is about."""
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "record"
-    return f"{where}: {first['msg']}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where != "record" else message
 
 
-def parse_import_lines(lines: Iterable[str]) -> list[ImportRecord]:
-    """Parse JSONL into records; the first bad line raises with its line number."""
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+def parse_numbered(
+    numbered: Iterable[tuple[int, str]], build: Callable[[Any], T]
+) -> list[tuple[int, T]]:
+    """(line number, record) for every JSON value; all bad lines are reported together."""
+    records: list[tuple[int, T]] = []
+    problems: list[tuple[int, str]] = []
+    for number, raw in numbered:
         if number > MAX_IMPORT_LINES:
             raise ValidationFailed(f"more than {MAX_IMPORT_LINES} lines; split the file")
         try:
-            records.append(ImportRecord.model_validate(json.loads(line)))
+            records.append((number, build(json.loads(raw))))
         except json.JSONDecodeError as exc:
-            raise ValidationFailed(
-                f"line {number}: not valid JSON ({exc.msg})", field=f"line {number}"
-            ) from exc
+            problems.append((number, f"not valid JSON ({exc.msg})"))
         except ValidationError as exc:
-            raise ValidationFailed(
-                f"line {number}: {_describe(exc)}", field=f"line {number}"
-            ) from exc
+            problems.append((number, describe(exc)))
+        except ValueError as exc:
+            problems.append((number, str(exc)))
+        if len(problems) >= MAX_PROBLEMS:
+            break
+    if problems:
+        raise ImportRejected(problems)
     if not records:
         raise ValidationFailed("the file holds no records")
     return records
 
 
+def jsonl_numbered(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
+    """The non-blank lines of a JSONL file with their 1-based numbers."""
+    return ((n, line) for n, line in enumerate(lines, start=1) if line.strip())
+
+
+def parse_import_lines(lines: Iterable[str]) -> list[ImportRecord]:
+    """Parse JSONL into records; every bad line is reported with its number, nothing else kept."""
+    numbered = parse_numbered(jsonl_numbered(lines), ImportRecord.model_validate)
+    check_unique_ids([(n, r.external_id) for n, r in numbered])
+    return [r for _, r in numbered]
+
+
+def check_unique_ids(numbered_ids: list[tuple[int, str | None]]) -> None:
+    """Reject a file that repeats an external id, naming each repeating line."""
+    counts = Counter(i for _, i in numbered_ids if i is not None)
+    repeated = [(n, f"external_id {i} repeated in the file") for n, i in numbered_ids
+                if i is not None and counts[i] > 1]  # fmt: skip
+    if repeated:
+        raise ImportRejected(repeated)
+
+
+def existing_external_ids(session: Session, *, campaign_id: int, ids: list[str]) -> set[str]:
+    """Which of `ids` this campaign already holds."""
+    found: set[str] = set()
+    for start in range(0, len(ids), 5000):  # bounded IN lists
+        chunk = ids[start : start + 5000]
+        found.update(
+            session.scalars(
+                select(Prompt.external_id).where(
+                    Prompt.campaign_id == campaign_id, Prompt.external_id.in_(chunk)
+                )
+            )
+        )
+    return found
+
+
 def _check_external_ids(session: Session, campaign: Campaign, records: list[ImportRecord]) -> None:
+    check_unique_ids(list(enumerate((r.external_id for r in records), start=1)))
     ids = [r.external_id for r in records if r.external_id is not None]
-    duplicated = {i for i in ids if ids.count(i) > 1}
-    if duplicated:
+    existing = existing_external_ids(session, campaign_id=campaign.id, ids=ids)
+    if existing:
         raise ValidationFailed(
-            f"external_id repeated in the file: {sorted(duplicated)[0]}", field="external_id"
-        )
-    existing = session.scalars(
-        select(Prompt.external_id).where(
-            Prompt.campaign_id == campaign.id, Prompt.external_id.in_(ids)
-        )
-    ).first()
-    if existing is not None:
-        raise ValidationFailed(
-            f"external_id already imported in this campaign: {existing}", field="external_id"
+            f"external_id already imported in this campaign: {sorted(existing)[0]}"
+            + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""),
+            field="external_id",
         )
 
 
 def _add_comparison(
     session: Session, campaign: Campaign, record: ImportRecord, rng: random.Random
-) -> Comparison:
+) -> tuple[Comparison, list[int]]:
     prompt = Prompt(
         campaign_id=campaign.id,
         external_id=record.external_id,
@@ -93,7 +132,19 @@ def _add_comparison(
         ComparisonItem(position=pos, response=responses[i]) for pos, i in enumerate(order)
     ]
     session.add(comparison)
-    return comparison
+    return comparison, order
+
+
+def write_comparisons(
+    session: Session, *, campaign: Campaign, records: list[ImportRecord], seed: int | None = None
+) -> list[tuple[Comparison, list[int]]]:
+    """Each record as a comparison, with the record's response index at each canonical position."""
+    _check_external_ids(session, campaign, records)
+    rng = random.Random(seed)
+    with session.begin_nested():
+        written = [_add_comparison(session, campaign, r, rng) for r in records]
+        session.flush()
+    return written
 
 
 def import_records(
@@ -105,11 +156,9 @@ def import_records(
     seed: int | None = None,
 ) -> list[Comparison]:
     """Write every record as a prompt, its responses and one comparison; all or nothing."""
-    _check_external_ids(session, campaign, records)
-    rng = random.Random(seed)
-    with session.begin_nested():
-        comparisons = [_add_comparison(session, campaign, r, rng) for r in records]
-        session.flush()
+    comparisons = [
+        c for c, _ in write_comparisons(session, campaign=campaign, records=records, seed=seed)
+    ]
     record_event(
         session,
         action="import.comparisons",

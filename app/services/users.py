@@ -103,3 +103,35 @@ def set_password(
         target_id=user.id,
     )
     return user
+
+
+EXTERNAL_DOMAIN = "external.invalid"  # RFC 2606: no mail is ever delivered here
+EXTERNAL_PSEUDONYM_PREFIX = "ext-"
+# Not an argon2 hash, so no password ever matches it: the account cannot log in.
+NO_LOGIN_HASH = "!external-no-login"
+
+
+def is_external(user: User) -> bool:
+    """True for the accounts that hold an imported data set's human judgments."""
+    return user.pseudonym.startswith(EXTERNAL_PSEUDONYM_PREFIX)
+
+
+def external_rater(session: Session, *, source: str, display_name: str) -> User:
+    """The (inactive, no-login) account whose judgments are a public data set's; made once."""
+    email = f"{source}@{EXTERNAL_DOMAIN}"
+    user = session.scalar(select(User).where(User.email == email))
+    if user is not None:
+        return user
+    user = User(
+        email=email,
+        password_hash=NO_LOGIN_HASH,
+        role="rater",
+        display_name=display_name,
+        pseudonym=f"{EXTERNAL_PSEUDONYM_PREFIX}{source}"[:32],
+        active=False,
+    )
+    session.add(user)
+    session.flush()
+    record_event(session, action="user.create_external", target_type="user", target_id=user.id,
+                 details={"source": source})  # fmt: skip
+    return user
