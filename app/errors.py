@@ -30,6 +30,15 @@ class ValidationFailed(AppError):
     code = "invalid"
 
 
+class FieldErrors(ValidationFailed):
+    """A form with one or more invalid fields: a message for each; nothing was saved."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        field, message = next(iter(errors.items()))
+        super().__init__(f"{field.replace('_', ' ')}: {message}", field=field)
+
+
 class ImportRejected(ValidationFailed):
     """An import file with bad lines: every one is listed (line number, reason); nothing written."""
 

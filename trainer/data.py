@@ -55,13 +55,14 @@ class Comparison:
     unsafe: list[bool] = field(default_factory=list)
     pairs: list[Pair] = field(default_factory=list)
 
-    def response_index(self, text: str, flags: Iterable[str] = ()) -> int:
+    def response_index(self, text: str, flags: Iterable[str] = (), confirmed: bool = False) -> int:
         """Index of `text` among the responses, adding it the first time it is seen."""
         if text not in self.responses:
             self.responses.append(text)
             self.unsafe.append(False)
         i = self.responses.index(text)
-        self.unsafe[i] = self.unsafe[i] or UNSAFE in flags
+        # A lead's confirmation marks it unsafe even where this rater did not flag it.
+        self.unsafe[i] = self.unsafe[i] or confirmed or UNSAFE in flags
         return i
 
 
@@ -170,7 +171,7 @@ def records_to_comparisons(
         weight = rec.weight if rater_weights else 1.0
         if isinstance(rec, RankingRecord):
             implied = rec.pairs(ties="keep" if ties == "equal" else "drop", expansion=expansion)  # type: ignore[arg-type]
-            idx = [comp.response_index(r.text, r.flags) for r in rec.responses]
+            idx = [comp.response_index(r.text, r.flags, r.confirmed_unsafe) for r in rec.responses]
             for better, worse, tie in implied:
                 top = rec.ranks[better] == 0 and rec.ranks[worse] == 1
                 strength = rec.strength if (top and not tie and rec.strength is not None) else 0
@@ -181,8 +182,10 @@ def records_to_comparisons(
         else:
             if rec.tie and ties == "drop":
                 continue
-            b = comp.response_index(rec.chosen, rec.chosen_flags)
-            w_ = comp.response_index(rec.rejected, rec.rejected_flags)
+            b = comp.response_index(rec.chosen, rec.chosen_flags, rec.chosen_confirmed_unsafe)
+            w_ = comp.response_index(
+                rec.rejected, rec.rejected_flags, rec.rejected_confirmed_unsafe
+            )
             m = rec.margin * margin_scale if margin_scale is not None and not rec.tie else 0.0
             comp.pairs.append(Pair(b, w_, rec.tie, m, weight, rec.is_gold))
     return [c for c in by_key.values() if c.pairs]

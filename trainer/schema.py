@@ -45,6 +45,9 @@ class ResponseRecord(_Record):
     text: str
     model_version: str | None = Field(None, description="Which policy wrote it (never shown to raters).")
     flags: list[str] = Field(default_factory=list, description="e.g. unsafe, factually_wrong.")
+    confirmed_unsafe: bool = Field(
+        False, description="A clinical lead confirmed a rater's unsafe flag: a hard negative."
+    )
 
 
 class RankingRecord(_Record):
@@ -121,6 +124,9 @@ class _PairProvenance(_Record):
     weight: float = 1.0
     chosen_flags: list[str] = Field(default_factory=list)
     rejected_flags: list[str] = Field(default_factory=list)
+    # A clinical lead confirmed the response unsafe (optional: files from before still load).
+    chosen_confirmed_unsafe: bool = False
+    rejected_confirmed_unsafe: bool = False
 
 
 class PairwiseRecord(_PairProvenance):
@@ -156,6 +162,8 @@ def ranking_to_pairwise(
                 weight=record.weight,
                 chosen_flags=list(record.responses[better].flags),
                 rejected_flags=list(record.responses[worse].flags),
+                chosen_confirmed_unsafe=record.responses[better].confirmed_unsafe,
+                rejected_confirmed_unsafe=record.responses[worse].confirmed_unsafe,
             )
         )
     return rows

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from app.errors import NotFound
+from app.errors import NotFound, ValidationFailed
 from app.models import Campaign, Comparison, Judgment, User
 from app.services.audit import record_event
 from app.services.imports import (
@@ -229,3 +229,35 @@ def import_finegrained(
 
 
 IMPORTERS = {"hh-rlhf": import_hh_rlhf, "finegrained": import_finegrained}
+
+UPLOAD_FORMATS = {
+    "jsonl": "JSONL (prefloop's import format)",
+    "csv": "CSV (prompt, response_1, response_2, …)",
+    "hh-rlhf": "HH-RLHF pairs (chosen / rejected)",
+    "finegrained": "FineGrainedRLHF qa-feedback",
+}
+
+
+def import_file(
+    session: Session,
+    *,
+    campaign_id: int,
+    fmt: str,
+    lines: Iterable[str],
+    limit: int | None = None,
+    actor_id: int | None = None,
+) -> ImportReport:
+    """Any of the upload formats into a campaign: the same rules as the CLI, all or nothing."""
+    from app.services.imports import import_records, parse_import_csv, parse_import_lines
+
+    if fmt in IMPORTERS:
+        return IMPORTERS[fmt](session, campaign_id=campaign_id, lines=lines, limit=limit,
+                              actor_id=actor_id)  # fmt: skip
+    if fmt not in UPLOAD_FORMATS:
+        raise ValidationFailed(f"format is one of {', '.join(UPLOAD_FORMATS)}", field="format")
+    records = parse_import_csv(lines) if fmt == "csv" else parse_import_lines(lines)
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound(f"no campaign with id {campaign_id}", field="campaign_id")
+    made = import_records(session, campaign=campaign, records=records[:limit], actor_id=actor_id)
+    return ImportReport(created=len(made), comparison_ids=[c.id for c in made])

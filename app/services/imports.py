@@ -168,3 +168,42 @@ def import_records(
         details={"count": len(comparisons)},
     )
     return comparisons
+
+
+def parse_import_csv(lines: Iterable[str]) -> list[ImportRecord]:
+    """The import format as CSV: prompt, response_1..8, optional external_id, model_N, gold_ranks,
+    and context_* columns; every bad row is reported with its line number."""
+    import csv
+
+    reader = csv.DictReader(lines)
+    if reader.fieldnames is None or "prompt" not in reader.fieldnames:
+        raise ImportRejected([(1, "the header must name a 'prompt' column and response_1, response_2, ...")])
+
+    def numbered() -> Iterable[tuple[int, str]]:
+        for row in reader:
+            yield reader.line_num, json.dumps(_csv_record(row))
+
+    records = parse_numbered(numbered(), ImportRecord.model_validate)
+    check_unique_ids([(n, r.external_id) for n, r in records])
+    return [r for _, r in records]
+
+
+def _csv_record(row: dict[str, str | None]) -> dict[str, Any]:
+    responses = []
+    for k in range(1, 9):
+        text = row.get(f"response_{k}")
+        if text:
+            responses.append({"text": text, "model_version": row.get(f"model_{k}") or "unknown"})
+    gold = (row.get("gold_ranks") or "").strip()
+    record: dict[str, Any] = {
+        "external_id": (row.get("external_id") or "").strip() or None,
+        "prompt": row.get("prompt") or "",
+        "responses": responses,
+        "context": {k[8:]: v for k, v in row.items() if k and k.startswith("context_") and v},
+    }
+    if gold:
+        try:
+            record["gold_ranks"] = [int(x) for x in gold.split(",")]
+        except ValueError:
+            raise ValueError("gold_ranks: give ranks as numbers separated by commas, e.g. 0,1") from None
+    return record
