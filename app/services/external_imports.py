@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound, ValidationFailed
-from app.models import Campaign, Comparison, Judgment, User
+from app.models import Campaign, Judgment, User
 from app.services.audit import record_event
 from app.services.imports import (
+    Written,
     check_unique_ids,
     existing_external_ids,
     jsonl_numbered,
@@ -109,27 +111,26 @@ def _finegrained(question: FineGrainedQuestion) -> _Ranked:
 
 
 def _record_judgments(
-    session: Session,
-    campaign: Campaign,
-    rater: User,
-    written: list[tuple[Comparison, list[int]]],
-    ranked: list[_Ranked],
+    session: Session, campaign: Campaign, rater: User, written: list[Written], ranked: list[_Ranked]
 ) -> int:
-    judgments = [
-        Judgment(
-            comparison_id=comparison.id,
-            rater_id=rater.id,
-            shown_order=[i.response_id for i in comparison.items],
+    rows: list[dict[str, Any]] = [
+        {
+            "comparison_id": w.comparison_id,
+            "rater_id": rater.id,
+            "revision": 0,
+            "shown_order": w.response_ids,
             # order[pos] is the record's index at canonical position pos.
-            ranks=[item.ranks[i] for i in order],
-            strength=item.strength,
-            idempotency_key=f"import-{campaign.id}-{item.record.external_id}"[:64],
-        )
-        for (comparison, order), item in zip(written, ranked, strict=True)
+            "ranks": [item.ranks[i] for i in w.order],
+            "strength": item.strength,
+            "flags": {},
+            "aspects": {},
+            "rationale": "",
+            "idempotency_key": f"import-{campaign.id}-{item.record.external_id}"[:64],
+        }
+        for w, item in zip(written, ranked, strict=True)
     ]
-    session.add_all(judgments)
-    session.flush()
-    return len(judgments)
+    session.execute(insert(Judgment), rows)
+    return len(rows)
 
 
 def _import(
@@ -154,7 +155,7 @@ def _import(
         records = [r.record for r in fresh]
         written = write_comparisons(session, campaign=campaign, records=records, seed=seed)
         report.created = len(written)
-        report.comparison_ids = [c.id for c, _ in written]
+        report.comparison_ids = [w.comparison_id for w in written]
         if with_judgments:
             rater = external_rater(session, source=source, display_name=SOURCES[source])
             report.rater = rater.pseudonym

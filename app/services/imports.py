@@ -6,11 +6,12 @@ import json
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, selectinload
 
 from app.errors import ImportRejected, ValidationFailed
 from app.models import Campaign, Comparison, ComparisonItem, Prompt, Response
@@ -104,47 +105,65 @@ def _check_external_ids(session: Session, campaign: Campaign, records: list[Impo
         )
 
 
-def _add_comparison(
-    session: Session, campaign: Campaign, record: ImportRecord, rng: random.Random
-) -> tuple[Comparison, list[int]]:
-    prompt = Prompt(
-        campaign_id=campaign.id,
-        external_id=record.external_id,
-        text=record.prompt,
-        context=dict(record.context),
-    )
-    responses = [
-        Response(prompt=prompt, text=r.text, model_label=r.model_version) for r in record.responses
-    ]
-    # The canonical order is shuffled once here so that import order (often "ours first")
-    # carries no signal; each rater then sees their own random order.
-    order = list(range(len(responses)))
-    rng.shuffle(order)
-    gold = [record.gold_ranks[i] for i in order] if record.gold_ranks is not None else None
-    comparison = Comparison(
-        campaign_id=campaign.id,
-        prompt=prompt,
-        is_gold=gold is not None,
-        gold_ranks=gold,
-        priority=campaign.priority,
-    )
-    comparison.items = [
-        ComparisonItem(position=pos, response=responses[i]) for pos, i in enumerate(order)
-    ]
-    session.add(comparison)
-    return comparison, order
+@dataclass(frozen=True)
+class Written:
+    """One imported comparison: its ids, and the record's response index at each position."""
+
+    comparison_id: int
+    prompt_id: int
+    response_ids: list[int]  # in the comparison's canonical (position) order
+    order: list[int]  # order[pos] = the record's response index shown at position pos
+
+
+def _insert(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> list[int]:
+    """Insert many rows in a few statements; their ids in the order given."""
+    if not rows:
+        return []
+    stmt = insert(model).returning(model.id, sort_by_parameter_order=True)
+    return list(session.scalars(stmt, rows))
 
 
 def write_comparisons(
     session: Session, *, campaign: Campaign, records: list[ImportRecord], seed: int | None = None
-) -> list[tuple[Comparison, list[int]]]:
-    """Each record as a comparison, with the record's response index at each canonical position."""
+) -> list[Written]:
+    """Each record as a prompt, its responses and a comparison, in a few bulk statements.
+
+    Bulk inserts rather than one ORM object per row: 10,000 comparisons are 50,000 rows, and
+    the per-object unit of work took a minute where these statements take seconds.
+    """
     _check_external_ids(session, campaign, records)
     rng = random.Random(seed)
     with session.begin_nested():
-        written = [_add_comparison(session, campaign, r, rng) for r in records]
-        session.flush()
-    return written
+        prompt_ids = _insert(session, Prompt, [
+            {"campaign_id": campaign.id, "external_id": r.external_id, "text": r.prompt,
+             "context": dict(r.context)} for r in records])  # fmt: skip
+        response_rows = [{"prompt_id": pid, "text": resp.text, "model_label": resp.model_version}
+                         for pid, r in zip(prompt_ids, records, strict=True) for resp in r.responses]  # fmt: skip
+        flat = iter(_insert(session, Response, response_rows))
+        response_ids = [[next(flat) for _ in r.responses] for r in records]
+        # The canonical order is shuffled once here so that import order (often "ours first")
+        # carries no signal; each rater then sees their own random order.
+        orders = []
+        for r in records:
+            order = list(range(len(r.responses)))
+            rng.shuffle(order)
+            orders.append(order)
+        comparison_rows = []
+        for pid, r, order in zip(prompt_ids, records, orders, strict=True):
+            gold = [r.gold_ranks[i] for i in order] if r.gold_ranks is not None else None
+            comparison_rows.append({"campaign_id": campaign.id, "prompt_id": pid,
+                                    "is_gold": gold is not None, "gold_ranks": gold,
+                                    "priority": campaign.priority})  # fmt: skip
+        comparison_ids = _insert(session, Comparison, comparison_rows)
+        items = [{"comparison_id": cid, "position": pos, "response_id": rids[i]}
+                 for cid, rids, order in zip(comparison_ids, response_ids, orders, strict=True)
+                 for pos, i in enumerate(order)]  # fmt: skip
+        if items:
+            session.execute(insert(ComparisonItem), items)
+    return [
+        Written(cid, pid, [rids[i] for i in order], order)
+        for cid, pid, rids, order in zip(comparison_ids, prompt_ids, response_ids, orders, strict=True)
+    ]
 
 
 def import_records(
@@ -156,9 +175,17 @@ def import_records(
     seed: int | None = None,
 ) -> list[Comparison]:
     """Write every record as a prompt, its responses and one comparison; all or nothing."""
-    comparisons = [
-        c for c, _ in write_comparisons(session, campaign=campaign, records=records, seed=seed)
-    ]
+    written = write_comparisons(session, campaign=campaign, records=records, seed=seed)
+    ids = [w.comparison_id for w in written]
+    loaded = {
+        c.id: c
+        for start in range(0, len(ids), 5000)
+        for c in session.scalars(
+            select(Comparison).where(Comparison.id.in_(ids[start : start + 5000]))
+            .options(selectinload(Comparison.items))
+        )
+    }  # fmt: skip
+    comparisons = [loaded[i] for i in ids]
     record_event(
         session,
         action="import.comparisons",
