@@ -14,7 +14,7 @@ from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound, ValidationFailed
-from app.models import Comparison, Judgment, Prompt, Response, SafetyReview, User, utcnow
+from app.models import Judgment, Prompt, Response, SafetyReview, User, utcnow
 from app.models.review import REVIEW_VERDICTS
 from app.services.audit import record_event
 from app.services.export_rows import live_only
@@ -120,15 +120,6 @@ def review_response(
     record_event(session, action=f"safety.{verdict}", actor_id=reviewer.id,
                  target_type="response", target_id=response_id)  # fmt: skip
     return review
-
-
-def comparisons_of(session: Session, *, response_id: int) -> list[int]:
-    """The comparisons that show a response (to open their judgments)."""
-    from app.models import ComparisonItem
-
-    return list(session.scalars(
-        select(Comparison.id).join(ComparisonItem, ComparisonItem.comparison_id == Comparison.id)
-        .where(ComparisonItem.response_id == response_id)))  # fmt: skip
 
 
 def reviews_of(session: Session, response_ids: list[int]) -> dict[int, SafetyReview]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from app.db import SessionDep
 from app.errors import ValidationFailed
+from app.models import User
 from app.services.users import accept_invite, invite_for
-from app.web.auth import CsrfDep, WebSession, write_session
+from app.web.auth import CsrfDep, read_session, write_session
 from app.web.forms import text
 from app.web.pages import FormDep
 from app.web.templating import render
@@ -21,7 +23,8 @@ MAX_TOKEN = 100
 def invite_page(request: Request, session: SessionDep, token: str) -> Response:
     """The set-password form, if the link is still good."""
     invite = invite_for(session, token=token[:MAX_TOKEN])
-    web: WebSession = getattr(request.state, "web_session", None) or _anonymous(request)
+    web = read_session(request)
+    request.state.web_session = web  # the form's CSRF token is this session's
     response = render(request, "invite.html", {"user": None, "title": "Set your password",
                                                "email": _email(session, invite.user_id),
                                                "error": ""})  # fmt: skip
@@ -46,15 +49,5 @@ def accept(request: Request, session: SessionDep, form: FormDep, token: str) -> 
     return RedirectResponse("/login?set=1", status_code=303)
 
 
-def _email(session: SessionDep, user_id: int) -> str:
-    from app.models import User
-
+def _email(session: Session, user_id: int) -> str:
     return session.get_one(User, user_id).email
-
-
-def _anonymous(request: Request) -> WebSession:
-    from app.web.auth import read_session
-
-    web = read_session(request)
-    request.state.web_session = web
-    return web

@@ -91,8 +91,9 @@ def test_kappa_needs_enough_shared_comparisons(db: Session) -> None:
     comparisons = make_comparisons(db, campaign, count=5)
     a, b = make_raters(db, 2)
     for i, comp in enumerate(comparisons):
-        make_judgment(db, comp, a, ranks=[0, 1])
-        make_judgment(db, comp, b, ranks=[0, 1] if i < 4 else [1, 0])
+        by_id = sorted(_canonical(comp))  # kappa labels each pair by response id order
+        make_judgment(db, comp, a, ranks=[0, 1], shown_order=by_id)
+        make_judgment(db, comp, b, ranks=[0, 1] if i < 4 else [1, 0], shown_order=by_id)
     q = compute_quality(db, campaign_id=campaign.id)
     [(x, y, kappa)] = q.kappas
     # Labels a: five "first better"; b: four and one "second": po = .8, pe = .8 -> kappa 0.

@@ -7,6 +7,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from app.db import SessionDep
+from app.errors import NotFound
 from app.models import Campaign, Comparison, Judgment, Prompt
 from app.services.export_rows import live_only
 from app.services.quality import MIN_KAPPA_OVERLAP, compute_quality, rater_names
@@ -44,8 +45,6 @@ def comparison(
     """Every live judgment of one comparison side by side, over its responses."""
     c = session.get(Comparison, comparison_id)
     if c is None:
-        from app.errors import NotFound
-
         raise NotFound("no such comparison")
     prompt = session.get_one(Prompt, c.prompt_id)
     judgments = list(session.scalars(
