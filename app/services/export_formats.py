@@ -93,6 +93,7 @@ _RESPONSES = pa.list_(
             ("text", pa.string()),
             ("model_version", pa.string()),
             ("flags", _FLAGS),
+            ("read_to_end", pa.bool_()),
             ("confirmed_unsafe", pa.bool_()),
         ]
     )

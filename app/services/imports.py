@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.errors import ImportRejected, ValidationFailed
 from app.models import Campaign, Comparison, ComparisonItem, Prompt, Response
+from app.rendering import render_markdown
 from app.services.audit import record_event
 from trainer.schema import ImportRecord
 
@@ -136,8 +137,11 @@ def write_comparisons(
     with session.begin_nested():
         prompt_ids = _insert(session, Prompt, [
             {"campaign_id": campaign.id, "external_id": r.external_id, "text": r.prompt,
-             "context": dict(r.context)} for r in records])  # fmt: skip
-        response_rows = [{"prompt_id": pid, "text": resp.text, "model_label": resp.model_version}
+             "context": dict(r.context), "html": str(render_markdown(r.prompt))}
+            for r in records])  # fmt: skip
+        # Rendered and sanitised once, here: raters' pages read the stored HTML.
+        response_rows = [{"prompt_id": pid, "text": resp.text, "model_label": resp.model_version,
+                          "html": str(render_markdown(resp.text))}
                          for pid, r in zip(prompt_ids, records, strict=True) for resp in r.responses]  # fmt: skip
         flat = iter(_insert(session, Response, response_rows))
         response_ids = [[next(flat) for _ in r.responses] for r in records]

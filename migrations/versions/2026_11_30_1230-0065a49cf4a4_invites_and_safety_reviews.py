@@ -1,7 +1,7 @@
 """Invites (one-time set-password links, hashed), safety reviews, a lease length per campaign.
 
 Revision ID: 0065a49cf4a4
-Revises: 57285bd91ff8
+Revises: 6c1e2a9f4b7d
 Create Date: 2026-11-30 10:54:56.644203+00:00
 """
 
@@ -13,18 +13,14 @@ from alembic import op
 import app.models.base
 
 revision: str = "0065a49cf4a4"
-down_revision: str | None = "57285bd91ff8"
+down_revision: str | None = "6c1e2a9f4b7d"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("campaigns") as batch:
-        batch.add_column(sa.Column("lease_minutes", sa.Integer(), nullable=True))
-        batch.create_check_constraint(
-            "lease_minutes_range",
-            "lease_minutes IS NULL OR (lease_minutes >= 1 AND lease_minutes <= 1440)",
-        )
+    # A plain ADD COLUMN: a batch (table copy) on SQLite would drop the campaigns' triggers.
+    op.add_column("campaigns", sa.Column("lease_minutes", sa.Integer(), nullable=True))
     op.create_table(
         "invites",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -77,9 +73,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("campaigns") as batch:
-        batch.drop_constraint(op.f("ck_campaigns_lease_minutes_range"), type_="check")
-        batch.drop_column("lease_minutes")
+    op.drop_column("campaigns", "lease_minutes")
     op.drop_table("safety_reviews")
     op.drop_index(op.f("ix_invites_user_id"), table_name="invites")
     op.drop_table("invites")
