@@ -11,8 +11,9 @@ from app.models.campaigns import (
     Response,
 )
 from app.models.rating import Assignment, Judgment
+from app.models.review import SafetyReview
 from app.models.rounds import ModelVersion, Schedule, TrainingRound
-from app.models.users import ApiToken, LoginThrottle, User
+from app.models.users import ApiToken, Invite, LoginThrottle, User
 
 __all__ = [
     "ApiToken",
@@ -23,11 +24,13 @@ __all__ = [
     "CampaignTally",
     "Comparison",
     "ComparisonItem",
+    "Invite",
     "Judgment",
     "LoginThrottle",
     "ModelVersion",
     "Prompt",
     "Response",
+    "SafetyReview",
     "Schedule",
     "TrainingRound",
     "User",

@@ -32,6 +32,10 @@ class Campaign(CreatedAt, Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     flags: Mapped[list[str]] = mapped_column(JSONType, default=lambda: list(DEFAULT_FLAGS))
     rubric: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # How long a rater holds a comparison; None: the server's PREFLOOP_LEASE_MINUTES.
+    # (1..1440, checked by CampaignIn: a CHECK here would make SQLite recreate the table and
+    # drop its tally triggers.)
+    lease_minutes: Mapped[int | None]
 
     prompts: Mapped[list[Prompt]] = relationship(back_populates="campaign")
 

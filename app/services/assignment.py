@@ -43,7 +43,8 @@ _released_at = [float("-inf")]
 # A rater who submitted or skipped a comparison is never offered it again.
 _FINISHED = ("submitted", "skipped")
 # (campaign id, gold rate, the rater's oldest live lease in it or None)
-_CampaignRow = tuple[int, float, int | None]
+# (campaign id, gold rate, the rater's live lease in it, the campaign's lease minutes or None)
+_CampaignRow = tuple[int, float, int | None, int | None]
 
 
 def release_expired_leases(session: Session, *, now: datetime) -> int:
@@ -81,11 +82,11 @@ def _active_campaigns(session: Session, rater: User, now: datetime) -> list[_Cam
         .scalar_subquery()
     )
     stmt = (
-        select(Campaign.id, Campaign.gold_rate, lease)
+        select(Campaign.id, Campaign.gold_rate, lease, Campaign.lease_minutes)
         .where(Campaign.status == "active")
         .order_by(Campaign.priority.desc(), Campaign.id)
     )
-    return [(row[0], row[1], row[2]) for row in session.execute(stmt)]
+    return [(row[0], row[1], row[2], row[3]) for row in session.execute(stmt)]
 
 
 def _claim(
@@ -178,8 +179,8 @@ def _claim_in_order(
     campaigns: list[_CampaignRow],
     draw: float,
     tried: list[int],
-) -> tuple[int, int, list[int], int | None] | None:
-    for campaign_id, gold_rate, _lease in campaigns:
+) -> tuple[tuple[int, int, list[int], int | None], int | None] | None:
+    for campaign_id, gold_rate, _lease, minutes in campaigns:
         # One draw per claim: gold is preferred when the draw falls under the campaign's gold
         # rate, so gold comes at that rate while both kinds remain; either fills in for the other.
         wants_gold = gold_rate > draw
@@ -187,7 +188,7 @@ def _claim_in_order(
         for gold in (wants_gold, not wants_gold):
             claimed = _claim(session, rater, campaign_id, gold, tried)
             if claimed is not None:
-                return claimed
+                return claimed, minutes
     return None
 
 
@@ -214,7 +215,8 @@ def next_assignment(
     for attempt in range(CLAIM_RETRIES):
         claimed = _claim_in_order(session, rater, campaigns, draw, tried)
         if claimed is not None:
-            return _place(session, rater, claimed, now, lease, rng)
+            held = timedelta(minutes=claimed[1]) if claimed[1] else lease  # the campaign's own
+            return _place(session, rater, claimed[0], now, held, rng)
         # Nothing open: maybe leases have expired since the last release, or places are held
         # by claims in flight (rows locked by others); look again after those commit.
         if attempt == 0 and release_expired_leases(session, now=now):

@@ -62,6 +62,8 @@ def pairwise_rows(
                 "late": row.late,
                 "chosen_flags": _flags(row.flags, row.shown_order[better]),
                 "rejected_flags": _flags(row.flags, row.shown_order[worse]),
+                "chosen_confirmed_unsafe": row.shown_order[better] in row.confirmed,
+                "rejected_confirmed_unsafe": row.shown_order[worse] in row.confirmed,
             }
 
 
@@ -86,6 +88,7 @@ def ranking_row(row: JudgmentRow) -> Row:
                 "model_version": label,
                 "flags": list(row.flags.get(str(rid), ())),
                 "read_to_end": read,
+                "confirmed_unsafe": rid in row.confirmed,
             }
             for rid, text, label, read in zip(
                 row.shown_order, row.texts, row.labels, _read(row), strict=True
@@ -125,7 +128,9 @@ def aggregated_row(group: list[JudgmentRow]) -> Row:
     items = first.items or first.shown_order
     texts: dict[int, tuple[str, str]] = {}
     pooled: dict[int, set[str]] = {rid: set() for rid in items}
+    confirmed: set[int] = set()
     for row in group:
+        confirmed |= row.confirmed
         texts.update(zip(row.shown_order, zip(row.texts, row.labels, strict=True), strict=True))
         for rid, names in row.flags.items():
             pooled.setdefault(int(rid), set()).update(names)
@@ -144,6 +149,7 @@ def aggregated_row(group: list[JudgmentRow]) -> Row:
                 "model_version": texts[rid][1],
                 "flags": sorted(pooled[rid]),
                 "read_to_end": None,  # per rater, so not pooled: see the ranking shape
+                "confirmed_unsafe": rid in confirmed,
             }
             for rid in items
         ],

@@ -104,3 +104,14 @@ def clear(session: Session, *, email: str, address: str | None = None) -> None:
     else:
         pairs = LoginThrottle.key == f"pair:{account}:{address[:64]}"
     session.execute(delete(LoginThrottle).where(own | pairs))
+
+
+def accounts_backing_off(session: Session, *, emails: list[str], now: datetime) -> set[str]:
+    """Of these emails, those whose account key refuses attempts now (from every address)."""
+    by_key = {f"acct:{account_digest(email)}": email for email in emails}
+    keys = session.scalars(
+        select(LoginThrottle.key).where(
+            LoginThrottle.key.in_(list(by_key)), LoginThrottle.blocked_until > now
+        )
+    )
+    return {by_key[key] for key in keys}

@@ -48,6 +48,7 @@ RULES: dict[str, str] = {
     "/history/{judgment_id}/correct": "owner",
     "/history/skips": "owner",
     "/guidelines": "rater",
+    "/invite": "public",  # a one-time set-password link: the token in the path is the credential
     "/admin": "admin",
     "/api/v1": "token",
 }
@@ -103,7 +104,7 @@ def endpoints(app: FastAPI) -> list[Endpoint]:
 class World:
     """The rows and credentials the matrix runs against."""
 
-    params: dict[str, int]
+    params: dict[str, int | str]
     ids: dict[str, int]
     users: dict[str, User | None]
     csrf: dict[str, str]
@@ -138,8 +139,13 @@ def world(db: Session) -> World:
     ids = {"campaigns": campaign.id, "prompts": judged.prompt_id, "comparisons": judged.id,
            "judgments": judgment.id, "responses": judged.items[0].response_id,
            "rounds": queue_round(db, campaign_id=campaign.id).id, "skips": skipped.id}
-    params = {"campaign_id": campaign.id, "judgment_id": judgment.id,
-              "assignment_id": assignment.id}
+    # Admin actions get targets of their own: deactivating or revoking a principal mid-matrix
+    # would turn that principal's later answers into logins.
+    params: dict[str, int | str] = {
+        "campaign_id": campaign.id, "judgment_id": judgment.id, "assignment_id": assignment.id,
+        "user_id": make_user(db).id, "token_id": make_token(db)[0].id, "comparison_id": judged.id,
+        "response_id": judged.items[0].response_id, "token": "an-unknown-link-token",
+    }
     return World(params, ids, users, csrf, tokens, assignment.id)
 
 

@@ -18,11 +18,12 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.main import create_app
-from app.models import Judgment
+from app.models import Judgment, Prompt, Response
 from app.services.assignment import next_assignment, skip_assignment
 from app.services.imports import import_records
 from app.services.judgments import JudgmentInput, submit_judgment
-from tests.factories import PASSWORD, make_campaign, make_user
+from app.services.users import invite_user
+from tests.factories import PASSWORD, make_campaign, make_token, make_user
 from trainer.schema import ImportRecord, ImportResponse
 
 pytestmark = pytest.mark.browser
@@ -32,7 +33,8 @@ PAYLOADS = [
     if line.strip()
 ]
 EVERYTHING = "\n\n".join(PAYLOADS)
-NOT_PAGES = ("/api/", "/static", "/openapi.json", "/healthz", "/readyz", "/docs")
+# Not pages: data and downloads (the export download is a file, checked by the export tests).
+NOT_PAGES = ("/api/", "/static", "/openapi.json", "/healthz", "/readyz", "/docs", "/admin/export/download")
 
 
 def test_the_corpus_is_large_enough() -> None:
@@ -67,8 +69,22 @@ def _plant(engine: Engine) -> dict[str, object]:
                         note=PAYLOADS[5][:150])
         current = next_assignment(s, rater=rater)  # held open: its diff view is a page too
         assert current is not None
+        invited, link = invite_user(s, email=f"invited-{secrets.token_hex(3)}@example.org",
+                                    display_name=PAYLOADS[6][:200])
+        token, _secret = make_token(s)
+        token.name = PAYLOADS[7][:100]
         return {"rater": rater.email, "admin": admin.email, "campaign_id": campaign.id,
-                "judgment_id": judged.judgment.id, "assignment_id": current.id}
+                "judgment_id": judged.judgment.id, "assignment_id": current.id,
+                "user_id": invited.id, "token": link, "token_id": token.id,
+                "comparison_id": first.comparison_id,
+                "response_id": records_response_id(s, campaign.id)}
+
+
+def records_response_id(s: Session, campaign_id: int) -> int:
+    """A response of the campaign (its safety review page shows every field of it)."""
+    return s.scalars(
+        select(Response.id).join(Prompt).where(Prompt.campaign_id == campaign_id).limit(1)
+    ).one()
 
 
 def _pages(ids: dict[str, object]) -> list[str]:
@@ -91,7 +107,7 @@ def _login(page, server: str, email: str) -> None:
     page.fill("#email", email)
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_url("**/rate")
+    page.wait_for_url(lambda url: "/login" not in url)  # raters land on /rate, admins on /admin
 
 
 # Markup a payload would leave in the DOM had it got through unescaped: the CSP would still stop
