@@ -71,10 +71,11 @@ def trl_grpo(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     timer = rb.trl_step_timer()
     trainer = GRPOTrainer(model=args.model, reward_funcs=rb.vowel_count, args=config,
                           train_dataset=data, callbacks=[timer])  # fmt: skip
+    timer.attach(trainer)
     trainer.train()
-    rollout_ends = timer.ends[per_rollout - 1 :: per_rollout]  # one rollout = per_rollout steps
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
-    return {**rb.step_stats(rollout_ends, timer.start), "reward_first": rewards[0],
+    # One rollout = per_rollout optimizer steps: timed and broken down per rollout.
+    return {**timer.stats(every=per_rollout), "reward_first": rewards[0],
             "reward_last": rewards[-1]}  # fmt: skip
 
 

@@ -28,6 +28,7 @@ from trainer.losses import (
 )
 from trainer.policy import decode_responses, encode_prompts, policy_forward, sample
 from trainer.rl import (
+    PhaseTimer,
     RewardFn,
     add_command,
     as_reward_fn,
@@ -90,28 +91,33 @@ def train_ppo(
     log = run.metrics_log(config.out)
     rng = random.Random(config.seed + acc.process_index)
     beta = AdaptiveKL(config.kl_coef, config.target_kl, config.kl_horizon)
+    timer = PhaseTimer(acc.device)
     for step in tqdm(range(config.steps), desc="ppo", disable=not config.progress):
         # 1. Rollout: one response per prompt.
         batch = rng.sample(prompts, min(config.prompts_per_step, len(prompts)))
-        ids, mask = encode_prompts(
-            tok, batch, chat_template=config.chat_template, max_tokens=config.max_prompt_tokens
-        )
-        with acc.autocast():
-            roll = sample(
-                run.policy, tok, ids, mask, temperature=config.temperature, top_p=config.top_p,
-                max_new_tokens=config.max_new_tokens,
-            )  # fmt: skip
+        with timer("generate"):
+            ids, mask = encode_prompts(
+                tok, batch, chat_template=config.chat_template, max_tokens=config.max_prompt_tokens
+            )
+            with acc.autocast():
+                roll = sample(
+                    run.policy, tok, ids, mask, temperature=config.temperature, top_p=config.top_p,
+                    max_new_tokens=config.max_new_tokens,
+                )  # fmt: skip
         rmask = roll.response_mask
         args = (roll.prompt_ids, roll.prompt_mask, roll.response_ids, rmask)
         # 2. Score at the end of the response; never-ending responses are penalised.
-        scores = score(reward_fn, [batch[i] for i in roll.prompt_index.tolist()],
-                       decode_responses(tok, roll)).to(acc.device)  # fmt: skip
+        with timer("score"):
+            scores = score(reward_fn, [batch[i] for i in roll.prompt_index.tolist()],
+                           decode_responses(tok, roll)).to(acc.device)  # fmt: skip
         scores = scores - config.missing_eos_penalty * (~roll.has_eos).float()
         with torch.no_grad(), acc.autocast():
-            old_logps, entropy, old_values = model(
-                *args, temperature=config.temperature, with_entropy=True
-            )
-            ref_logps = reference_logprobs(run.policy, run.ref, args, config.temperature)
+            with timer("old_forward"):
+                old_logps, entropy, old_values = model(
+                    *args, temperature=config.temperature, with_entropy=True
+                )
+            with timer("ref_forward"):
+                ref_logps = reference_logprobs(run.policy, run.ref, args, config.temperature)
         # 3. Per-token KL penalty, score on the last real token (see ppo_token_rewards).
         kl = kl_per_token(old_logps, ref_logps, config.kl_estimator) * rmask
         rewards = ppo_token_rewards(scores, kl, rmask, beta.value)
@@ -127,7 +133,7 @@ def train_ppo(
             order = torch.randperm(n, device=acc.device)
             for start in range(0, n, size):
                 mb = order[start : start + size]
-                with acc.autocast():
+                with timer("forward"), acc.autocast():
                     logps, _, values = model(*(a[mb] for a in args), temperature=config.temperature)
                     pg_loss, clipfrac, ratio = ppo_policy_loss(
                         logps, old_logps[mb], advantages[mb], rmask[mb], config.clip
@@ -136,10 +142,12 @@ def train_ppo(
                         values, old_values[mb], returns[mb], rmask[mb], config.value_clip
                     )
                     loss = pg_loss + config.vf_coef * vf_loss
-                acc.backward(loss)
-                acc.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
+                with timer("backward"):
+                    acc.backward(loss)
+                with timer("optimizer"):
+                    acc.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
                 approx_kl = 0.5 * masked_mean((logps.detach() - old_logps[mb]) ** 2, rmask[mb])
                 stats.append([t.item() for t in (loss, pg_loss, vf_loss, clipfrac, vf_clipfrac,
                                                  ratio, approx_kl)])  # fmt: skip
@@ -156,7 +164,7 @@ def train_ppo(
         }  # fmt: skip
         check_health(metrics, max_kl=config.max_kl, max_ratio=config.max_ratio)
         beta.update(seq_kl, n)
-        log.log(step, metrics)
+        log.log(step, metrics | timer.take())
     path = run.save(config)
     return log.finish(method="ppo", policy_path=str(path) if path else None)
 

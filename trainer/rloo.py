@@ -21,6 +21,7 @@ from trainer.config import RLOOConfig
 from trainer.losses import masked_mean, rloo_advantages, rloo_policy_loss
 from trainer.policy import decode_responses, encode_prompts, policy_forward, sample
 from trainer.rl import (
+    PhaseTimer,
     RewardFn,
     add_command,
     as_reward_fn,
@@ -47,35 +48,40 @@ def train_rloo(
     log = run.metrics_log(config.out)
     rng = random.Random(config.seed + acc.process_index)
     k = config.k
+    timer = PhaseTimer(acc.device)
     for step in tqdm(range(config.steps), desc="rloo", disable=not config.progress):
         # 1. Rollout: k samples per prompt, grouped so rows [i*k, (i+1)*k) share a prompt.
         batch = rng.sample(prompts, min(config.prompts_per_step, len(prompts)))
-        ids, mask = encode_prompts(
-            tok, batch, chat_template=config.chat_template, max_tokens=config.max_prompt_tokens
-        )
-        with acc.autocast():
-            roll = sample(
-                run.policy,
-                tok,
-                ids,
-                mask,
-                k=k,
-                temperature=config.temperature,
-                top_p=config.top_p,
-                max_new_tokens=config.max_new_tokens,
+        with timer("generate"):
+            ids, mask = encode_prompts(
+                tok, batch, chat_template=config.chat_template, max_tokens=config.max_prompt_tokens
             )
+            with acc.autocast():
+                roll = sample(
+                    run.policy,
+                    tok,
+                    ids,
+                    mask,
+                    k=k,
+                    temperature=config.temperature,
+                    top_p=config.top_p,
+                    max_new_tokens=config.max_new_tokens,
+                )
         rmask = roll.response_mask
         # 2. Score; a response that never ends is penalised so the policy cannot farm length.
-        texts = decode_responses(tok, roll)
-        scores = score(reward_fn, [batch[i] for i in roll.prompt_index.tolist()], texts)
+        with timer("score"):
+            texts = decode_responses(tok, roll)
+            scores = score(reward_fn, [batch[i] for i in roll.prompt_index.tolist()], texts)
         scores = scores.to(acc.device) - config.missing_eos_penalty * (~roll.has_eos).float()
         # 3. Sequence-level KL penalty: sum over tokens of log pi - log ref (k1, as RLOO/TRL do).
         args = (roll.prompt_ids, roll.prompt_mask, roll.response_ids, rmask)
         with torch.no_grad(), acc.autocast():
-            old_logps, entropy, _ = policy_forward(
-                model, *args, temperature=config.temperature, with_entropy=True
-            )
-            ref_logps = reference_logprobs(run.policy, ref, args, config.temperature)
+            with timer("old_forward"):
+                old_logps, entropy, _ = policy_forward(
+                    model, *args, temperature=config.temperature, with_entropy=True
+                )
+            with timer("ref_forward"):
+                ref_logps = reference_logprobs(run.policy, ref, args, config.temperature)
         kl = ((old_logps - ref_logps) * rmask).sum(1)
         rewards = scores - config.kl_coef * kl
         # 4. Leave-one-out baseline.
@@ -89,7 +95,7 @@ def train_rloo(
                 # Under DDP, gradients are averaged across processes once, on the last chunk.
                 sync = nullcontext() if rows is pieces[-1] else acc.no_sync(model)
                 with sync:
-                    with acc.autocast():
+                    with timer("forward"), acc.autocast():
                         logps, _, _ = policy_forward(
                             model, *(a[rows] for a in args), temperature=config.temperature
                         )
@@ -97,11 +103,13 @@ def train_rloo(
                             logps.sum(1), old_seq[rows], adv[rows], config.clip
                         )
                         ratio = (logps.sum(1) - old_seq[rows]).exp().mean()
-                    acc.backward(loss * (rows.stop - rows.start) / len(adv))
+                    with timer("backward"):
+                        acc.backward(loss * (rows.stop - rows.start) / len(adv))
                 stats.append((loss.item(), clipfrac.item(), ratio.item()))
-            acc.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            with timer("optimizer"):
+                acc.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
         loss_, clipfrac_, ratio_ = (sum(s[i] for s in stats) / len(stats) for i in range(3))
         metrics = {
             "loss": loss_,
@@ -116,7 +124,7 @@ def train_rloo(
             "no_eos_frac": (~roll.has_eos).float().mean().item(),
         }
         check_health(metrics, max_kl=config.max_kl, max_ratio=config.max_ratio)
-        log.log(step, metrics)
+        log.log(step, metrics | timer.take())
     path = run.save(config)
     return log.finish(method="rloo", policy_path=str(path) if path else None)
 
