@@ -101,7 +101,7 @@ def worker_args(args: Any) -> list[str]:
     """The parent's parsed options as command-line flags for a worker (booleans as --[no-]x)."""
     out = []
     for key, value in vars(args).items():
-        if key in ("worker", "repeats"):
+        if key in ("worker", "repeats", "contestants"):
             continue
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):

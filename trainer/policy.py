@@ -208,19 +208,32 @@ def policy_forward(
     # With left padding, positions must count real tokens only, or the first real token of a short
     # prompt would sit at position 5 instead of 0 and the logits would differ from unpadded ones.
     position_ids = (mask.cumsum(1) - 1).clamp_min(0)
-    n = response_ids.size(1)
+    # The LM head (vocab x hidden) and the softmax over the vocabulary cost as much as several
+    # layers per position, so only the positions that predict a real response token are projected:
+    # column P - 1 + t predicts response token t. The model returns them flattened (N, V).
+    scored = response_mask.bool()
+    keep = torch.zeros_like(mask, dtype=torch.bool)
+    keep[:, prompt_ids.size(1) - 1 : -1] = scored
     out = model(
         input_ids=ids,
         attention_mask=mask,
         position_ids=position_ids,
-        logits_to_keep=n + 1,
+        logits_to_keep=keep,
         output_hidden_states=output_hidden_states,
         use_cache=False,
     )
-    logits = out.logits[:, :-1] / temperature  # the logit at t predicts token t + 1
-    logps = token_logprobs(logits, response_ids) * response_mask
-    entropy = entropy_from_logits(logits.detach()) * response_mask if with_entropy else None
+    logits = out.logits if temperature == 1.0 else out.logits / temperature
+    logps = _unflatten(token_logprobs(logits, response_ids[scored]), scored)
+    entropy = None
+    if with_entropy:  # a metric: in slices, so its vocab-sized temporaries stay small
+        flat = torch.cat([entropy_from_logits(part) for part in logits.detach().split(256)])
+        entropy = _unflatten(flat, scored)
     return logps, entropy, out
+
+
+def _unflatten(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N,) values of the True cells of `mask` (B, R) back to (B, R), zero elsewhere (keeps grad)."""
+    return values.new_zeros(mask.shape).masked_scatter(mask, values)
 
 
 def decode_responses(tokenizer: Any, rollout: Rollout) -> list[str]:

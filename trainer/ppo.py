@@ -111,13 +111,28 @@ def train_ppo(
             scores = score(reward_fn, [batch[i] for i in roll.prompt_index.tolist()],
                            decode_responses(tok, roll)).to(acc.device)  # fmt: skip
         scores = scores - config.missing_eos_penalty * (~roll.has_eos).float()
-        with torch.no_grad(), acc.autocast():
-            with timer("old_forward"):
-                old_logps, entropy, old_values = model(
-                    *args, temperature=config.temperature, with_entropy=True
+        with timer("ref_forward"), acc.autocast():
+            ref_logps = reference_logprobs(run.policy, run.ref, args, config.temperature)
+        # The first epoch's first minibatch is forwarded once: before any update, its log-probs and
+        # values are the old ones, so its graph serves that minibatch's update. Only the rest of
+        # the rollout needs a forward without a graph. The epoch's order is drawn first for that.
+        n, size = len(batch), max(1, len(batch) // config.minibatches)
+        order = torch.randperm(n, device=acc.device)
+        first, rest = order[:size], order[size:]
+        old_logps = torch.zeros(rmask.shape, device=acc.device)
+        entropy, old_values = torch.zeros_like(old_logps), torch.zeros_like(old_logps)
+        if len(rest):
+            with timer("old_forward"), torch.no_grad(), acc.autocast():
+                lp, ent, val = model(
+                    *(a[rest] for a in args), temperature=config.temperature, with_entropy=True
                 )
-            with timer("ref_forward"):
-                ref_logps = reference_logprobs(run.policy, run.ref, args, config.temperature)
+            old_logps[rest], entropy[rest], old_values[rest] = lp.float(), ent, val.float()
+        with timer("forward"), acc.autocast():
+            first_out = model(*(a[first] for a in args), temperature=config.temperature,
+                              with_entropy=True)  # fmt: skip
+        old_logps[first] = first_out[0].detach().float()
+        entropy[first] = first_out[1]
+        old_values[first] = first_out[2].detach().float()
         # 3. Per-token KL penalty, score on the last real token (see ppo_token_rewards).
         kl = kl_per_token(old_logps, ref_logps, config.kl_estimator) * rmask
         rewards = ppo_token_rewards(scores, kl, rmask, beta.value)
@@ -128,13 +143,18 @@ def train_ppo(
         advantages = masked_whiten(advantages, rmask) * rmask
         # 5. Epochs of minibatch updates on the frozen rollout.
         stats: list[list[float]] = []
-        n, size = len(batch), max(1, len(batch) // config.minibatches)
-        for _ in range(config.epochs):
-            order = torch.randperm(n, device=acc.device)
+        for epoch in range(config.epochs):
+            if epoch:
+                order = torch.randperm(n, device=acc.device)
             for start in range(0, n, size):
                 mb = order[start : start + size]
                 with timer("forward"), acc.autocast():
-                    logps, _, values = model(*(a[mb] for a in args), temperature=config.temperature)
+                    if epoch == 0 and start == 0:
+                        logps, _, values = first_out
+                    else:
+                        logps, _, values = model(
+                            *(a[mb] for a in args), temperature=config.temperature
+                        )
                     pg_loss, clipfrac, ratio = ppo_policy_loss(
                         logps, old_logps[mb], advantages[mb], rmask[mb], config.clip
                     )

@@ -278,11 +278,15 @@ def reference_logprobs(
     """Per-token log-probs of the response under the reference (LoRA: adapter disabled)."""
     from trainer.policy import policy_forward, reference_mode
 
-    with torch.no_grad():
+    # Inference mode: no graph and no autograd bookkeeping. The clone (outside it) makes the result
+    # an ordinary tensor, which maths that feeds a backward may then use freely.
+    with torch.inference_mode():
         if ref is not None:
-            return policy_forward(ref, *args, temperature=temperature)[0]
-        with reference_mode(policy):
-            return policy_forward(policy, *args, temperature=temperature)[0]
+            logps = policy_forward(ref, *args, temperature=temperature)[0]
+        else:
+            with reference_mode(policy):
+                logps = policy_forward(policy, *args, temperature=temperature)[0]
+    return logps.clone()
 
 
 def chunks(n: int, size: int) -> list[slice]:

@@ -75,13 +75,29 @@ def train_rloo(
         scores = scores.to(acc.device) - config.missing_eos_penalty * (~roll.has_eos).float()
         # 3. Sequence-level KL penalty: sum over tokens of log pi - log ref (k1, as RLOO/TRL do).
         args = (roll.prompt_ids, roll.prompt_mask, roll.response_ids, rmask)
-        with torch.no_grad(), acc.autocast():
-            with timer("old_forward"):
-                old_logps, entropy, _ = policy_forward(
-                    model, *args, temperature=config.temperature, with_entropy=True
-                )
-            with timer("ref_forward"):
-                ref_logps = reference_logprobs(run.policy, ref, args, config.temperature)
+        pieces = chunks(len(rmask), config.forward_batch_size)
+        with timer("ref_forward"), acc.autocast():
+            ref_logps = reference_logprobs(run.policy, ref, args, config.temperature)
+        # The policy's log-probs before the update ("old") are those of the update's first forward:
+        # no weight has moved yet. So the first piece is forwarded once, keeping its graph for the
+        # update (ratio exactly 1, as TRL's single-iteration RLOO); only the other pieces need a
+        # forward without a graph. With one piece (the default) the policy is forwarded once.
+        with timer("old_forward"), torch.no_grad(), acc.autocast():
+            later = [
+                policy_forward(model, *(a[rows] for a in args), temperature=config.temperature,
+                               with_entropy=True)[:2]
+                for rows in pieces[1:]
+            ]  # fmt: skip
+        # Under DDP, gradients are averaged across processes once, on the last piece; whether a
+        # backward syncs is decided at its forward.
+        first_sync = nullcontext() if len(pieces) == 1 else acc.no_sync(model)
+        with first_sync, timer("forward"), acc.autocast():
+            first_logps, first_entropy, _ = policy_forward(
+                model, *(a[pieces[0]] for a in args), temperature=config.temperature,
+                with_entropy=True,
+            )  # fmt: skip
+        old_logps = torch.cat([first_logps.detach(), *(lp for lp, _ in later)])
+        entropy = torch.cat([first_entropy, *(e for _, e in later)])
         kl = ((old_logps - ref_logps) * rmask).sum(1)
         rewards = scores - config.kl_coef * kl
         # 4. Leave-one-out baseline.
@@ -89,16 +105,17 @@ def train_rloo(
         # 5. REINFORCE update on whole-sequence log-probs, chunked to bound activation memory.
         old_seq = old_logps.sum(1)
         stats = []
-        pieces = chunks(len(adv), config.forward_batch_size)
-        for _ in range(config.epochs):
+        for epoch in range(config.epochs):
             for rows in pieces:
-                # Under DDP, gradients are averaged across processes once, on the last chunk.
                 sync = nullcontext() if rows is pieces[-1] else acc.no_sync(model)
                 with sync:
                     with timer("forward"), acc.autocast():
-                        logps, _, _ = policy_forward(
-                            model, *(a[rows] for a in args), temperature=config.temperature
-                        )
+                        if epoch == 0 and rows is pieces[0]:
+                            logps = first_logps
+                        else:
+                            logps, _, _ = policy_forward(
+                                model, *(a[rows] for a in args), temperature=config.temperature
+                            )
                         loss, clipfrac = rloo_policy_loss(
                             logps.sum(1), old_seq[rows], adv[rows], config.clip
                         )
