@@ -163,8 +163,10 @@ def sample(
 ) -> Rollout:
     """Sample `k` responses per prompt in one batched `generate` call (KV cache, stop at EOS)."""
     device = next(model.parameters()).device
-    ids = prompt_ids.repeat_interleave(k, 0).to(device)
-    mask = prompt_mask.repeat_interleave(k, 0).to(device)
+    prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
+    cache = _shared_prefill(model, prompt_ids, prompt_mask, k) if k > 1 else {}
+    ids = prompt_ids.repeat_interleave(k, 0)
+    mask = prompt_mask.repeat_interleave(k, 0)
     # top_k=0: sample from the full (temperature, top-p) distribution, not a model default top-k,
     # so the log-probs used in training describe the distribution we actually sampled from.
     out = model.generate(
@@ -178,6 +180,7 @@ def sample(
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         use_cache=True,
+        **cache,
     )
     responses = out[:, ids.size(1) :]
     if responses.size(1) < max_new_tokens:  # every row stopped early: pad to a fixed width
@@ -189,6 +192,32 @@ def sample(
     responses = responses.masked_fill(rmask == 0, tokenizer.pad_token_id)
     index = torch.arange(prompt_ids.size(0), device=device).repeat_interleave(k)
     return Rollout(ids, mask, responses, rmask, has_eos.to(device), index)
+
+
+def _shared_prefill(
+    model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, k: int
+) -> dict[str, Any]:
+    """`generate` kwargs with the KV cache of every prompt but its last token, computed once per
+    prompt and repeated for its `k` samples (the k rows would otherwise each encode the prompt).
+
+    `generate` then encodes only the last prompt token of each row before sampling.
+    """
+    if prompt_ids.size(1) < 2:
+        return {}
+    # Positions as `generate` counts them with left padding (padding columns are masked out).
+    positions = (prompt_mask.cumsum(1) - 1).clamp_min(0)
+    out = model(
+        input_ids=prompt_ids[:, :-1],
+        attention_mask=prompt_mask[:, :-1],
+        position_ids=positions[:, :-1],
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    # transformers 5 names the cache `cache`; 4.x (and 5's deprecated alias) `past_key_values`.
+    name = "cache" if out.get("cache") is not None else "past_key_values"
+    cache = out[name]
+    cache.batch_repeat_interleave(k)
+    return {name: cache}
 
 
 def policy_forward(
