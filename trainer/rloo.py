@@ -82,12 +82,11 @@ def train_rloo(
         # no weight has moved yet. So the first piece is forwarded once, keeping its graph for the
         # update (ratio exactly 1, as TRL's single-iteration RLOO); only the other pieces need a
         # forward without a graph. With one piece (the default) the policy is forwarded once.
-        with timer("old_forward"), torch.no_grad(), acc.autocast():
-            later = [
-                policy_forward(model, *(a[rows] for a in args), temperature=config.temperature,
-                               with_entropy=True)[:2]
-                for rows in pieces[1:]
-            ]  # fmt: skip
+        later = []
+        for rows in pieces[1:]:
+            with timer("old_forward"), torch.no_grad(), acc.autocast():
+                later.append(policy_forward(model, *(a[rows] for a in args),
+                                            temperature=config.temperature, with_entropy=True)[:2])  # fmt: skip
         # Under DDP, gradients are averaged across processes once, on the last piece; whether a
         # backward syncs is decided at its forward.
         first_sync = nullcontext() if len(pieces) == 1 else acc.no_sync(model)
