@@ -122,6 +122,7 @@ def run_all(script: str, names: list[str], args: list[str], repeats: int) -> dic
             r = runs[name][-1]
             print(f"  repeat {repeat + 1} {name}: {r['sec_per_step_median']:.2f} s/step, "
                   f"{r['cpu_per_step_median']:.2f} CPU s/step, load {load:.1f}", flush=True)  # fmt: skip
+            print(f"  {name} result: {json.dumps(r)}", flush=True)  # the whole record, breakdown too
     out = {}
     for name, rs in runs.items():
         rs.sort(key=lambda r: r["sec_per_step_median"])
