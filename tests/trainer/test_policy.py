@@ -79,18 +79,24 @@ def test_sample_groups_k_rows_per_prompt_and_pads_after_eos(policy) -> None:  # 
     assert len(decode_responses(tok, roll)) == 6
 
 
-def test_sharing_each_prompts_cache_samples_the_same_tokens(policy, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """k samples of a prompt reuse one prefill of it; with a seed they are the tokens of k prefills."""
-    import trainer.policy
+def test_sharing_each_prompts_cache_gives_the_scores_of_separate_prefills(policy) -> None:  # type: ignore[no-untyped-def]
+    """k samples of a prompt reuse one prefill of it: the next-token scores are those of k prefills."""
+    from trainer.policy import _shared_prefill
 
     model, tok = policy
     ids, mask = encode_prompts(tok, PROMPTS)  # of different lengths: left padding is exercised
-    torch.manual_seed(5)
-    shared = sample(model, tok, ids, mask, k=3, max_new_tokens=6).response_ids
-    monkeypatch.setattr(trainer.policy, "_shared_prefill", lambda *a: {})
-    torch.manual_seed(5)
-    separate = sample(model, tok, ids, mask, k=3, max_new_tokens=6).response_ids
-    assert torch.equal(shared, separate)
+    k, kwargs = 3, {"max_new_tokens": 4, "do_sample": False, "pad_token_id": tok.pad_token_id,
+                    "output_scores": True, "return_dict_in_generate": True}  # fmt: skip
+    rows = {
+        "input_ids": ids.repeat_interleave(k, 0),
+        "attention_mask": mask.repeat_interleave(k, 0),
+    }
+    with torch.no_grad():
+        shared = model.generate(**rows, **_shared_prefill(model, ids, mask, k), **kwargs)
+        separate = model.generate(**rows, **kwargs)
+    assert torch.equal(shared.sequences, separate.sequences)
+    for a, b in zip(shared.scores, separate.scores, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_only_real_response_positions_reach_the_lm_head(policy) -> None:  # type: ignore[no-untyped-def]
