@@ -154,12 +154,33 @@ def users_set_password(
     email: str = typer.Argument(..., help="Login email."),
     password: str | None = _password_option(),
 ) -> None:
-    """Set a user's password (and clear a lockout); the password is prompted for."""
+    """Set a user's password (ends their sessions, clears any login throttle); prompted for."""
     from app.services.users import set_password
 
     with session_scope() as session:
         user = set_password(session, email=email, password=_read_password(password))
         typer.echo(f"password set for {user.email}")
+
+
+@users_cli.command("end-sessions")
+def users_end_sessions(email: str = typer.Argument(..., help="Login email.")) -> None:
+    """End every session of a user at once (their browsers must log in again)."""
+    from app.services.users import end_sessions, get_existing_user
+
+    with session_scope() as session:
+        user = end_sessions(session, user_id=get_existing_user(session, email=email).id)
+        typer.echo(f"sessions of {user.email} ended")
+
+
+@users_cli.command("deactivate")
+def users_deactivate(email: str = typer.Argument(..., help="Login email.")) -> None:
+    """Deactivate an account: no login, no API token, and its sessions end at once."""
+    from app.services.users import get_existing_user, set_active
+
+    with session_scope() as session:
+        user_id = get_existing_user(session, email=email).id
+        user = set_active(session, user_id=user_id, active=False)
+        typer.echo(f"{user.email} deactivated; sessions ended")
 
 
 @demo_cli.command("load")
@@ -262,6 +283,9 @@ def export(
     include_superseded: bool = typer.Option(
         False, "--include-superseded", help="Also corrected-away judgments (default: latest)."
     ),
+    include_skips: bool = typer.Option(
+        False, "--include-skips", help="ranking, jsonl: also a skip record per skip."
+    ),
     campaign: str | None = typer.Option(None, help="Campaign name or id."),
     round_id: int | None = typer.Option(None, "--round", help="Training round id."),
     rater: str | None = typer.Option(None, help="Rater pseudonym."),
@@ -278,7 +302,8 @@ def export(
             query = ExportQuery(
                 shape=shape, format=fmt, style=style, ties=ties, expansion=expansion,
                 min_agreement=min_agreement, exclude_gold=exclude_gold,
-                include_superseded=include_superseded, round_id=round_id, rater=rater,
+                include_superseded=include_superseded, include_skips=include_skips,
+                round_id=round_id, rater=rater,
                 campaign_id=None if campaign is None else campaign_id_by_name(session, name=campaign),
                 created_after=_utc(since), created_before=_utc(until),
                 max_judgment_id=max_judgment_id,

@@ -27,8 +27,41 @@ class Settings(BaseSettings):
     )
     lease_minutes: int = Field(20, ge=1, le=24 * 60, description="How long an assignment is held.")
     session_max_age_hours: int = Field(12, ge=1, description="A login lasts this long.")
-    max_failed_logins: int = Field(5, ge=1, description="Failures before an account is locked.")
-    lockout_minutes: int = Field(15, ge=1, description="How long a locked account waits.")
+    # Login throttling: backoff, never a lock a stranger can hold (see app/services/throttle.py).
+    login_free_failures: int = Field(
+        5, ge=1, description="Failures for one account from one address before backoff starts."
+    )
+    login_address_free_failures: int = Field(
+        30, ge=1, description="Failures from one address (any account) before backoff starts."
+    )
+    login_account_free_failures: int = Field(
+        30, ge=1, description="Failures for one account (any address) before backoff starts."
+    )
+    login_max_delay_seconds: int = Field(
+        900, ge=1, description="Longest wait a single address is made to take."
+    )
+    login_account_max_delay_seconds: int = Field(
+        60, ge=1, description="Longest wait an account-wide backoff imposes (strangers set it)."
+    )
+    login_window_minutes: int = Field(
+        15, ge=1, description="Failures older than this are forgotten."
+    )
+    max_form_bytes: int = Field(1024 * 1024, ge=1024, description="Largest rater form body.")
+    max_upload_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="Largest body on /api/v1 and /admin (imports)."
+    )
+    hsts_seconds: int = Field(
+        365 * 24 * 3600, ge=0, description="HSTS max-age sent over HTTPS (0: no HSTS)."
+    )
+    db_pool_size: int = Field(
+        10, ge=1, le=200, description="Connections per server process; requests wait for one."
+    )
+    db_pool_timeout: float = Field(
+        30, gt=0, description="Seconds a session outside a request waits for a connection."
+    )
+    threads: int = Field(
+        40, ge=1, le=1000, description="Threadpool size per server process (sync routes)."
+    )
     model_dir: str = Field("./var/models", description="Where workers keep checkpoints.")
 
     @model_validator(mode="after")
@@ -39,6 +72,8 @@ class Settings(BaseSettings):
                 "(python -c 'import secrets; print(secrets.token_urlsafe(48))') "
                 "or set PREFLOOP_ENV=development for local work"
             )
+        if self.db_pool_size > self.threads:
+            raise ValueError("PREFLOOP_DB_POOL_SIZE must not exceed PREFLOOP_THREADS")
         if len(self.secret_key) < 16:
             raise ValueError("PREFLOOP_SECRET_KEY must be at least 16 characters")
         return self

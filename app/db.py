@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends
+import anyio
+from fastapi import Depends, FastAPI
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from app.config import get_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def safe_url(url: str) -> str:
@@ -34,19 +40,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def build_engine(url: str) -> Engine:
+def build_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 30) -> Engine:
     """An engine for `url` with the per-dialect settings prefloop relies on."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # Requests hold at most `pool_size` connections (see _gate); the overflow is for the CLI,
+    # health checks and anything else that opens a session outside a request.
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=pool_size, max_overflow=5, pool_timeout=pool_timeout
+    )
 
 
 @lru_cache
 def get_engine() -> Engine:
     """The process-wide engine for the configured database."""
-    return build_engine(get_settings().database_url)
+    settings = get_settings()
+    return build_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout,
+    )
 
 
 @lru_cache
@@ -55,10 +70,49 @@ def get_sessionmaker() -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(), expire_on_commit=False)
 
 
-def get_session() -> Iterator[Session]:
-    """One session and one transaction per request: committed on success, rolled back on error."""
-    with get_sessionmaker()() as session, session.begin():
-        yield session
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _gate() -> asyncio.Semaphore:
+    """This event loop's limit on requests holding a session (one per loop: tests run several)."""
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = _gates[loop] = asyncio.Semaphore(get_settings().db_pool_size)
+    return gate
+
+
+def _finish(session: Session, ok: bool) -> None:
+    try:
+        if ok and session.in_transaction():
+            session.commit()
+    finally:
+        session.close()
+
+
+async def get_session() -> AsyncIterator[Session]:
+    """One session and one transaction per request: committed on success, rolled back on error.
+
+    A request waits for a place *on the event loop* before it may hold a session, and there are
+    no more places than pooled connections. Sync dependencies and the endpoint run on different
+    threadpool threads, so a request that holds a connection needs another thread later; if
+    threads could block waiting for the pool, every thread could end up waiting for connections
+    held by requests that wait for a thread (the stall that turned into 500s at 100 raters).
+    With the gate, no thread ever waits for the pool. A route may commit early (before it
+    renders, so that no row lock is held while it does); what is left is committed here.
+    """
+    async with _gate():
+        session = get_sessionmaker()()
+        ok = False
+        try:
+            yield session
+            ok = True
+        finally:
+            # Shielded: a client that disconnects must not leave the connection checked out.
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(_finish, session, ok)
 
 
 # "function" scope: the transaction commits *before* the response is sent, so whatever a user
@@ -66,3 +120,35 @@ def get_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 # For streamed responses that keep reading while they send: the session lives until the end.
 StreamingSessionDep = Annotated[Session, Depends(get_session, scope="request")]
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """A session in one transaction, committed when the block succeeds."""
+    with get_sessionmaker()() as session, session.begin():
+        yield session
+
+
+def session_opener(app: FastAPI) -> Callable[[], AbstractContextManager[Session]]:
+    """Open a short transaction outside a route's dependencies (or in the test's override).
+
+    Tests replace get_session with their rolled-back session; this honours that override.
+    """
+    override = app.dependency_overrides.get(get_session)
+    return contextmanager(override) if override is not None else transaction
+
+
+async def run_in_transaction(app: FastAPI, work: Callable[[Session], T]) -> T:
+    """`work(session)` in a worker thread, in its own short transaction, behind the request gate.
+
+    For work that must not hold a connection for the whole request (a login's two steps around
+    its argon2 check) or that runs before the body is read (API write tokens).
+    """
+    opener = session_opener(app)
+
+    def run() -> T:
+        with opener() as session:
+            return work(session)
+
+    async with _gate():
+        return await run_in_threadpool(run)

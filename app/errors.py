@@ -18,6 +18,11 @@ class AppError(Exception):
         if code is not None:
             self.code = code
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra response headers (Retry-After on 429 and 503)."""
+        return {}
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON error body: code, message, field."""
         return {"code": self.code, "message": self.message, "field": self.field}
@@ -56,3 +61,28 @@ class Unauthorized(AppError):
 
     status_code = 401
     code = "unauthorized"
+
+
+class _RetryLater(AppError):
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = max(1, retry_after)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Retry-After in whole seconds."""
+        return {"Retry-After": str(self.retry_after)}
+
+
+class TooManyRequests(_RetryLater):
+    """The caller must wait (login backoff)."""
+
+    status_code = 429
+    code = "too_many_requests"
+
+
+class Unavailable(_RetryLater):
+    """A dependency is down (the database restarting); nothing was changed, try again soon."""
+
+    status_code = 503
+    code = "unavailable"

@@ -66,7 +66,7 @@ def load(url: str, judgments: int) -> None:
         )
         with cur.copy(
             "COPY users (email, display_name, role, password_hash, pseudonym, active, "
-            "failed_logins, created_at) FROM STDIN"
+            "session_version, created_at) FROM STDIN"
         ) as copy:
             for r in range(RATERS):
                 copy.write_row(

@@ -43,6 +43,9 @@ class ResponseRecord(_Record):
     text: str
     model_version: str | None = Field(None, description="Which policy wrote it (never shown to raters).")
     flags: list[str] = Field(default_factory=list, description="e.g. unsafe, factually_wrong.")
+    read_to_end: bool | None = Field(
+        None, description="Whether the rater scrolled it to its end (None: not recorded)."
+    )
 
 
 class RankingRecord(_Record):
@@ -64,6 +67,11 @@ class RankingRecord(_Record):
     round: int | None = None
     is_gold: bool = False
     weight: float = Field(1.0, ge=0, description="Rater reliability weight for this judgment.")
+    late: bool = Field(
+        False,
+        description="Submitted after the rater's lease expired. Kept and counted like any other "
+        "judgment (a comparison may then have one more rater than its overlap).",
+    )
     created_at: datetime | None = None
 
     @model_validator(mode="after")
@@ -83,6 +91,22 @@ class RankingRecord(_Record):
         if self.not_rankable:
             return []
         return implied_pairs(self.ranks, ties=ties, expansion=expansion)
+
+
+class SkipRecord(_Record):
+    """A comparison a rater gave back instead of judging it: no preference, but data all the same."""
+
+    kind: Literal["skip"] = "skip"
+    schema_version: str = SCHEMA_VERSION
+    comparison_id: int | str
+    prompt: str
+    reason: str = Field(description="specialty, unclear, conflict or other.")
+    note: str | None = None
+    rater: str | None = Field(None, description="A stable pseudonym, never an email.")
+    campaign: str | None = None
+    round: int | None = None
+    is_gold: bool = False
+    created_at: datetime | None = Field(None, description="When the rater skipped it.")
 
 
 def implied_pairs(
@@ -117,6 +141,11 @@ class _PairProvenance(_Record):
     round: int | None = None
     is_gold: bool = False
     weight: float = 1.0
+    late: bool = Field(
+        False,
+        description="Submitted after the rater's lease expired. Kept and counted like any other "
+        "judgment (a comparison may then have one more rater than its overlap).",
+    )
     chosen_flags: list[str] = Field(default_factory=list)
     rejected_flags: list[str] = Field(default_factory=list)
 
@@ -152,6 +181,7 @@ def ranking_to_pairwise(
                 round=record.round,
                 is_gold=record.is_gold,
                 weight=record.weight,
+                late=record.late,
                 chosen_flags=list(record.responses[better].flags),
                 rejected_flags=list(record.responses[worse].flags),
             )
@@ -191,7 +221,14 @@ class AggregatedRecord(_Record):
     bt_scores: list[float] = Field(
         description="Bradley-Terry log-strengths per response: P(i beats j) = sigmoid(s_i - s_j)."
     )
-    n_raters: int = Field(ge=0, description="Raters whose live judgment ranks the responses.")
+    n_raters: int = Field(
+        ge=0,
+        description="Raters whose live judgment ranks the responses, late ones included: "
+        "consensus, agreement and BT scores pool them all.",
+    )
+    n_late: int = Field(
+        0, ge=0, description="How many of those judgments came on an expired lease (`late`)."
+    )
     agreement: float | None = Field(
         None, ge=0, le=1, description="Mean pairwise agreement between raters (None below 2 raters)."
     )

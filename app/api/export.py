@@ -19,7 +19,7 @@ _CONTENT = {
         "schema": {"type": "string"},
         "example": '{"kind":"pairwise","prompt":"...","chosen":"...","rejected":"...",'
         '"margin":2.0,"tie":false,"comparison_id":7,"judgment_id":42,"rater":"r-1a2b3c4d",'
-        '"campaign":"cardiology triage","round":null,"is_gold":false,"weight":1.0,'
+        '"campaign":"cardiology triage","round":null,"is_gold":false,"weight":1.0,"late":false,'
         '"chosen_flags":[],"rejected_flags":["factually_wrong"]}\n',
     },
     "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from app.api.deps import ERRORS, WriteToken
+from app.api.deps import ERRORS, WriteRoute, WriteToken
 from app.db import SessionDep
 from app.schemas.common import MAX_ID
 from app.schemas.resources import RoundOut
@@ -14,7 +14,7 @@ from app.schemas.writes import BulkComparisonsIn, BulkCreatedOut, RoundIn
 from app.services.bulk import bulk_create_comparisons
 from app.services.rounds import queue_round
 
-router = APIRouter(responses=ERRORS)
+router = APIRouter(responses=ERRORS, route_class=WriteRoute)
 
 
 @router.post(

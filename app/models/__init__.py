@@ -2,10 +2,17 @@
 
 from app.models.audit import AuditEvent
 from app.models.base import Base, utcnow
-from app.models.campaigns import Campaign, Comparison, ComparisonItem, Prompt, Response
+from app.models.campaigns import (
+    Campaign,
+    CampaignTally,
+    Comparison,
+    ComparisonItem,
+    Prompt,
+    Response,
+)
 from app.models.rating import Assignment, Judgment
 from app.models.rounds import ModelVersion, Schedule, TrainingRound
-from app.models.users import ApiToken, User
+from app.models.users import ApiToken, LoginThrottle, User
 
 __all__ = [
     "ApiToken",
@@ -13,9 +20,11 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Campaign",
+    "CampaignTally",
     "Comparison",
     "ComparisonItem",
     "Judgment",
+    "LoginThrottle",
     "ModelVersion",
     "Prompt",
     "Response",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, CreatedAt
@@ -20,7 +20,6 @@ class User(CreatedAt, Base):
     __table_args__ = (
         CheckConstraint("role IN ('rater', 'admin')", name="role_known"),
         CheckConstraint("email = lower(email)", name="email_lowercase"),
-        CheckConstraint("failed_logins >= 0", name="failed_logins_nonnegative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -31,8 +30,10 @@ class User(CreatedAt, Base):
     pseudonym: Mapped[str] = mapped_column(String(32), unique=True)
     specialty: Mapped[str | None] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(default=True)
-    failed_logins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None]
+    # Signed into every session cookie and compared on each request (in the same query that loads
+    # the user): bumping it ends every session of this user at once (logout, password change,
+    # deactivation, an admin's "end sessions").
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     last_login_at: Mapped[datetime | None]
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
@@ -41,6 +42,25 @@ class User(CreatedAt, Base):
     def is_admin(self) -> bool:
         """True for admins."""
         return self.role == "admin"
+
+
+class LoginThrottle(Base):
+    """Failed-login counters per key (an address, an account, an account from an address).
+
+    In the database rather than in memory so that every worker process sees the same counts.
+    Keys never hold an email in clear (a SHA-256 prefix stands for it).
+    """
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (
+        CheckConstraint("failures >= 0", name="failures_nonnegative"),
+        Index("ix_login_throttle_last_failure_at", "last_failure_at"),
+    )
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[datetime]
+    blocked_until: Mapped[datetime | None]
 
 
 class ApiToken(CreatedAt, Base):

@@ -57,7 +57,7 @@ def _pairwise_line(row: dict[str, Any], escaped: dict[str, str]) -> str:
         f'"judgment_id":{number(row["judgment_id"])},"rater":{text(row["rater"])},'
         f'"campaign":{text(row["campaign"])},"round":{number(row["round"])},'
         f'"is_gold":{_LITERALS[row["is_gold"]]},"weight":{float(row["weight"])!r},'
-        f'"chosen_flags":{_encode(row["chosen_flags"]) if row["chosen_flags"] else "[]"},'
+        f'"late":{_LITERALS[row["late"]]},"chosen_flags":{_encode(row["chosen_flags"]) if row["chosen_flags"] else "[]"},'
         f'"rejected_flags":{_encode(row["rejected_flags"]) if row["rejected_flags"] else "[]"}}}'
     )
 
@@ -91,6 +91,7 @@ _RESPONSES = pa.list_(
             ("text", pa.string()),
             ("model_version", pa.string()),
             ("flags", _FLAGS),
+            ("read_to_end", pa.bool_()),
         ]
     )
 )
@@ -112,6 +113,7 @@ def _pairwise(text: pa.DataType, kind: str) -> pa.Schema:
             ("round", pa.int64()),
             ("is_gold", pa.bool_()),
             ("weight", pa.float64()),
+            ("late", pa.bool_()),
             ("chosen_flags", _FLAGS),
             ("rejected_flags", _FLAGS),
         ],
@@ -139,6 +141,7 @@ SCHEMAS = {
             ("round", pa.int64()),
             ("is_gold", pa.bool_()),
             ("weight", pa.float64()),
+            ("late", pa.bool_()),
             ("created_at", pa.timestamp("us", tz="UTC")),
         ]
     ),
@@ -152,6 +155,7 @@ SCHEMAS = {
             ("consensus_ranks", pa.list_(pa.int64())),
             ("bt_scores", pa.list_(pa.float64())),
             ("n_raters", pa.int64()),
+            ("n_late", pa.int64()),
             ("agreement", pa.float64()),
             ("raters", pa.list_(pa.string())),
             ("campaign", pa.string()),

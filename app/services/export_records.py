@@ -59,9 +59,16 @@ def pairwise_rows(
                 "round": row.round,
                 "is_gold": row.is_gold,
                 "weight": 1.0,
+                "late": row.late,
                 "chosen_flags": _flags(row.flags, row.shown_order[better]),
                 "rejected_flags": _flags(row.flags, row.shown_order[worse]),
             }
+
+
+def _read(row: JudgmentRow) -> list[bool | None]:
+    if row.read_to_end is None or len(row.read_to_end) != len(row.shown_order):
+        return [None] * len(row.shown_order)
+    return list(row.read_to_end)
 
 
 def ranking_row(row: JudgmentRow) -> Row:
@@ -78,8 +85,11 @@ def ranking_row(row: JudgmentRow) -> Row:
                 "text": text,
                 "model_version": label,
                 "flags": list(row.flags.get(str(rid), ())),
+                "read_to_end": read,
             }
-            for rid, text, label in zip(row.shown_order, row.texts, row.labels, strict=True)
+            for rid, text, label, read in zip(
+                row.shown_order, row.texts, row.labels, _read(row), strict=True
+            )
         ],
         "ranks": list(row.ranks or []),
         "strength": row.strength,
@@ -89,6 +99,7 @@ def ranking_row(row: JudgmentRow) -> Row:
         "round": row.round,
         "is_gold": row.is_gold,
         "weight": 1.0,
+        "late": row.late,
         "created_at": row.created_at,
     }
 
@@ -118,7 +129,8 @@ def aggregated_row(group: list[JudgmentRow]) -> Row:
         texts.update(zip(row.shown_order, zip(row.texts, row.labels, strict=True), strict=True))
         for rid, names in row.flags.items():
             pooled.setdefault(int(rid), set()).update(names)
-    ranked = [(row.rater, r) for row in latest_per_rater(group) if (r := row.ranking())]
+    latest = latest_per_rater(group)
+    ranked = [(row.rater, r) for row in latest if (r := row.ranking())]
     rankings = [r for _, r in ranked]
     return {
         "kind": "aggregated",
@@ -131,12 +143,14 @@ def aggregated_row(group: list[JudgmentRow]) -> Row:
                 "text": texts[rid][0],
                 "model_version": texts[rid][1],
                 "flags": sorted(pooled[rid]),
+                "read_to_end": None,  # per rater, so not pooled: see the ranking shape
             }
             for rid in items
         ],
         "consensus_ranks": consensus_ranks(items, rankings),
         "bt_scores": bradley_terry(items, rankings),
         "n_raters": len(rankings),
+        "n_late": sum(1 for row in latest if row.late and row.ranking()),
         "agreement": mean_pairwise_agreement(rankings),
         "raters": sorted(rater for rater, _ in ranked),
         "campaign": first.campaign,

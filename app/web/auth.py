@@ -1,25 +1,27 @@
 """Web sessions: a signed, HttpOnly, SameSite=Lax cookie; CSRF tokens; the role dependencies.
 
-The cookie holds only the user id, a CSRF token and a fingerprint of the password hash (so a
-password change ends every other session). It is signed with the secret key and expires after
-`session_max_age_hours`. It is `Secure` whenever the request came over HTTPS (uvicorn honours
+The cookie holds only the user id, a CSRF token and the user's session version. The version is
+compared with the users row in the same query that loads the user, so bumping it (logout, password
+change, deactivation, an admin ending the sessions) ends every session of that user at once,
+server-side, whatever copies of the cookie exist. It is signed with the secret key and expires
+after `session_max_age_hours`. It is `Secure` whenever the request came over HTTPS (uvicorn honours
 X-Forwarded-Proto behind a proxy) and always in production.
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Path, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from app.config import get_settings
 from app.db import SessionDep
 from app.errors import Forbidden, Unauthorized
 from app.models import User
+from app.schemas.common import MAX_ID
 
 COOKIE = "prefloop_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -33,7 +35,7 @@ class WebSession:
 
     user_id: int | None
     csrf: str
-    fingerprint: str = ""
+    version: int = 0
     fresh: bool = False  # True when no valid cookie came in and this one must be set
 
 
@@ -45,26 +47,21 @@ def _max_age() -> int:
     return get_settings().session_max_age_hours * 3600
 
 
-def fingerprint(user: User) -> str:
-    """A short digest of the password hash: changing the password invalidates old cookies."""
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
-
-
 def read_session(request: Request) -> WebSession:
     """The request's session, or a new anonymous one with a fresh CSRF token."""
     raw = request.cookies.get(COOKIE)
     if raw:
         try:
             data: dict[str, Any] = _serializer().loads(raw, max_age=_max_age())
-            return WebSession(data.get("uid"), str(data["csrf"]), str(data.get("fp", "")))
-        except (BadSignature, KeyError, TypeError):
+            return WebSession(data.get("uid"), str(data["csrf"]), int(data.get("sv", -1)))
+        except (BadSignature, KeyError, TypeError, ValueError):
             pass  # tampered or expired: start again as anonymous
     return anonymous_session()
 
 
 def write_session(request: Request, response: Response, web: WebSession) -> None:
     """Set the signed cookie on `response`."""
-    value = _serializer().dumps({"uid": web.user_id, "csrf": web.csrf, "fp": web.fingerprint})
+    value = _serializer().dumps({"uid": web.user_id, "csrf": web.csrf, "sv": web.version})
     secure = request.url.scheme == "https" or get_settings().env == "production"
     response.set_cookie(
         COOKIE, value, max_age=_max_age(), httponly=True, samesite="lax", secure=secure, path="/"
@@ -78,7 +75,7 @@ def anonymous_session() -> WebSession:
 
 def logged_in_session(user: User) -> WebSession:
     """A new session for `user`, with a new CSRF token (no token survives a login)."""
-    return WebSession(user.id, secrets.token_urlsafe(32), fingerprint(user))
+    return WebSession(user.id, secrets.token_urlsafe(32), user.session_version)
 
 
 def csrf_token(request: Request) -> str:
@@ -101,13 +98,13 @@ async def verify_csrf(request: Request) -> None:
 
 
 def current_user(request: Request, session: SessionDep) -> User | None:
-    """The logged-in, active user, or None."""
+    """The logged-in, active user whose sessions were not ended since this cookie, or None."""
     web = read_session(request)
     request.state.web_session = web
     if web.user_id is None:
         return None
-    user = session.get(User, web.user_id)
-    if user is None or not user.active or fingerprint(user) != web.fingerprint:
+    user = session.get(User, web.user_id)  # the one query: the version comes with the row
+    if user is None or not user.active or user.session_version != web.version:
         return None
     return user
 
@@ -139,3 +136,6 @@ def require_admin(user: Annotated[User, Depends(require_user)]) -> User:
 RaterDep = Annotated[User, Depends(require_rater)]
 AdminDep = Annotated[User, Depends(require_admin)]
 CsrfDep = Depends(verify_csrf)
+
+# Ids in page paths: bounded like the API's, so 2**70 is a 422, not an overflow in the driver.
+PageId = Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -26,7 +26,7 @@ def html_error(request: Request, exc: AppError) -> Response:
     context = {"user": None, "title": "Error", "error": exc}
     if is_htmx(request):
         # Only the message area changes: the rater's selections stay as they were.
-        headers = {"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"}
+        headers = {"HX-Retarget": "#flash", "HX-Reswap": "innerHTML", **exc.headers}
         return render(
             request,
             "error.html",
@@ -35,4 +35,4 @@ def html_error(request: Request, exc: AppError) -> Response:
             status_code=exc.status_code,
             headers=headers,
         )
-    return render(request, "error.html", context, status_code=exc.status_code)
+    return render(request, "error.html", context, status_code=exc.status_code, headers=exc.headers)

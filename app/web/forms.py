@@ -7,9 +7,10 @@ import re
 from starlette.datastructures import FormData
 
 from app.errors import ValidationFailed
+from app.schemas.common import MAX_ID
 from app.services.judgments import JudgmentInput
 
-_INDEXED = re.compile(r"^(rank|flag)-(\d{1,2})$")
+_INDEXED = re.compile(r"^(rank|flag|read)-(\d{1,2})$")
 MAX_TIME_MS = 24 * 3600 * 1000
 
 
@@ -26,18 +27,25 @@ def integer(form: FormData, name: str, *, required: bool = True) -> int | None:
         if required:
             raise ValidationFailed(f"{name.replace('_', ' ')} is missing", field=name)
         return None
+    # A bound before int(): the database stores 32-bit numbers, and int() of a huge string is slow.
+    if len(raw) > 12:
+        raise ValidationFailed(f"{name.replace('_', ' ')} is out of range", field=name)
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ValidationFailed(
             f"{name.replace('_', ' ')} must be a whole number", field=name
         ) from None
+    if abs(value) > MAX_ID:
+        raise ValidationFailed(f"{name.replace('_', ' ')} is out of range", field=name)
+    return value
 
 
 def judgment_input(form: FormData) -> JudgmentInput:
     """The judgment fields of a rating form (rank-N, flag-N keyed by display index)."""
     ranks: dict[int, int] = {}
     flags: dict[int, list[str]] = {}
+    read: dict[int, bool] = {}
     for key in set(form.keys()):
         match = _INDEXED.match(key)
         if match is None:
@@ -47,6 +55,10 @@ def judgment_input(form: FormData) -> JudgmentInput:
             value = integer(form, key, required=False)
             if value is not None:
                 ranks[index] = value
+        elif kind == "read":
+            state = text(form, key)
+            if state in ("0", "1"):  # empty: the page's script did not report it
+                read[index] = state == "1"
         else:
             flags[index] = [v for v in form.getlist(key) if isinstance(v, str)]
     elapsed = integer(form, "time_spent_ms", required=False)
@@ -59,4 +71,5 @@ def judgment_input(form: FormData) -> JudgmentInput:
         flags=flags,
         rationale=text(form, "rationale").replace("\r\n", "\n"),
         time_spent_ms=None if elapsed is None else min(max(elapsed, 0), MAX_TIME_MS),
+        read_to_end=read,
     )

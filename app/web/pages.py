@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from app.db import SessionDep
+from app.db import SessionDep, run_in_transaction
 from app.errors import NotFound
 from app.models import Campaign
 from app.services.auth import authenticate
+from app.services.users import end_sessions
 from app.web.auth import (
     CsrfDep,
     CurrentUser,
+    PageId,
     RaterDep,
     WebSession,
     anonymous_session,
@@ -63,32 +66,44 @@ def login_page(request: Request, user: CurrentUser, next: str = "/rate") -> Resp
     return response
 
 
+def client_address(request: Request) -> str:
+    """The caller's address (uvicorn puts a trusted proxy's X-Forwarded-For here)."""
+    return request.client.host if request.client else "unknown"
+
+
 @router.post("/login", dependencies=[CsrfDep])
-def login(request: Request, session: SessionDep, form: FormDep) -> Response:
-    """Check the password; count a failure (the account locks after too many)."""
-    outcome = authenticate(session, email=text(form, "email"), password=text(form, "password"))
+async def login(request: Request, form: FormDep) -> Response:
+    """Check the password; a failure counts towards a backoff (429), never an account lock."""
+    email = text(form, "email")
+    outcome = await authenticate(
+        partial(run_in_transaction, request.app),
+        email=email,
+        password=text(form, "password"),
+        address=client_address(request),
+    )
     target = safe_next(text(form, "next"))
     if outcome.user is None:
-        return render(
-            request,
-            "login.html",
-            {
-                "user": None,
-                "title": "Log in",
-                "error": outcome.message,
-                "email": text(form, "email")[:320],
-                "next": target,
-            },
-            status_code=401,
-        )
+        context = {
+            "user": None,
+            "title": "Log in",
+            "error": outcome.message,
+            "email": email[:320],
+            "next": target,
+        }
+        if outcome.retry_after:
+            headers = {"Retry-After": str(outcome.retry_after)}
+            return render(request, "login.html", context, status_code=429, headers=headers)
+        return render(request, "login.html", context, status_code=401)
     response = RedirectResponse(target, status_code=303)
     write_session(request, response, logged_in_session(outcome.user))
     return response
 
 
 @router.post("/logout", dependencies=[CsrfDep])
-def logout(request: Request) -> RedirectResponse:
-    """End the session: the cookie is replaced by an anonymous one."""
+def logout(request: Request, session: SessionDep, user: CurrentUser) -> RedirectResponse:
+    """End the session server-side (every copy of the cookie), and set an anonymous one."""
+    if user is not None:
+        end_sessions(session, user_id=user.id, actor_id=user.id)
     response = RedirectResponse("/login", status_code=303)
     write_session(request, response, anonymous_session())
     return response
@@ -96,7 +111,7 @@ def logout(request: Request) -> RedirectResponse:
 
 @router.get("/guidelines/{campaign_id}", response_class=HTMLResponse)
 def guidelines(
-    request: Request, session: SessionDep, rater: RaterDep, campaign_id: int
+    request: Request, session: SessionDep, rater: RaterDep, campaign_id: PageId
 ) -> Response:
     """A campaign's guidelines on their own page."""
     campaign = session.get(Campaign, campaign_id)

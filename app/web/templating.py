@@ -10,21 +10,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from app.db import REPO_ROOT
-from app.rendering import render_markdown
+from app.rendering import render_markdown_cached
 from app.web.auth import csrf_token
-
-# Scripts only from our own origin: even if a sanitiser bug let markup through, no inline script
-# or handler would run. htmx is configured (base.html) to need neither eval nor inline styles.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
 
 
 @lru_cache(maxsize=1)
@@ -37,7 +24,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["markdown"] = render_markdown
+    env.filters["markdown"] = render_markdown_cached
     env.globals["csrf_token"] = csrf_token
     return env
 
@@ -63,6 +50,5 @@ def render(
         html = "".join(template.blocks[block](template.new_context(values)))
     else:
         html = template.render(values)
-    return HTMLResponse(
-        html, status_code=status_code, headers={**SECURITY_HEADERS, **(headers or {})}
-    )
+    # Security headers (CSP, no-store, nosniff ...) come from app.middleware, on every response.
+    return HTMLResponse(html, status_code=status_code, headers=headers)

@@ -118,7 +118,7 @@ def test_bad_user_and_schedule_rows_are_rejected(db, setup) -> None:
         pseudonym="r-x",
         display_name="",
         active=True,
-        failed_logins=0,
+        session_version=0,
         created_at=utcnow(),
     )
     _rejects(db, User, user)

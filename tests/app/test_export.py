@@ -192,7 +192,7 @@ def test_fast_pairwise_lines_parse_to_the_same_rows(texts, margin, tie, round_id
     row = {
         "kind": "pairwise", "prompt": texts[0], "chosen": texts[1], "rejected": texts[2],
         "margin": margin, "tie": tie, "comparison_id": 1, "judgment_id": 2, "rater": "r-1",
-        "campaign": 'a "quoted" campaign', "round": round_id, "is_gold": False, "weight": 1.0,
+        "campaign": 'a "quoted" campaign', "round": round_id, "is_gold": False, "weight": 1.0, "late": tie,
         "chosen_flags": flags, "rejected_flags": [],
     }  # fmt: skip
     assert json.loads(b"".join(jsonl_chunks([row]))) == row
