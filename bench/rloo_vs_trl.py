@@ -52,10 +52,10 @@ def trl(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     timer = rb.trl_step_timer()
     trainer = RLOOTrainer(model=args.model, reward_funcs=rb.vowel_count, args=config,
                           train_dataset=data, callbacks=[timer])  # fmt: skip
+    timer.attach(trainer)
     trainer.train()
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
-    return {**rb.step_stats(timer.ends, timer.start), "reward_first": rewards[0],
-            "reward_last": rewards[-1]}  # fmt: skip
+    return {**timer.stats(), "reward_first": rewards[0], "reward_last": rewards[-1]}
 
 
 def main() -> int:

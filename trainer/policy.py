@@ -163,8 +163,10 @@ def sample(
 ) -> Rollout:
     """Sample `k` responses per prompt in one batched `generate` call (KV cache, stop at EOS)."""
     device = next(model.parameters()).device
-    ids = prompt_ids.repeat_interleave(k, 0).to(device)
-    mask = prompt_mask.repeat_interleave(k, 0).to(device)
+    prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
+    cache = _shared_prefill(model, prompt_ids, prompt_mask, k) if k > 1 else {}
+    ids = prompt_ids.repeat_interleave(k, 0)
+    mask = prompt_mask.repeat_interleave(k, 0)
     # top_k=0: sample from the full (temperature, top-p) distribution, not a model default top-k,
     # so the log-probs used in training describe the distribution we actually sampled from.
     out = model.generate(
@@ -178,6 +180,7 @@ def sample(
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         use_cache=True,
+        **cache,
     )
     responses = out[:, ids.size(1) :]
     if responses.size(1) < max_new_tokens:  # every row stopped early: pad to a fixed width
@@ -189,6 +192,32 @@ def sample(
     responses = responses.masked_fill(rmask == 0, tokenizer.pad_token_id)
     index = torch.arange(prompt_ids.size(0), device=device).repeat_interleave(k)
     return Rollout(ids, mask, responses, rmask, has_eos.to(device), index)
+
+
+def _shared_prefill(
+    model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, k: int
+) -> dict[str, Any]:
+    """`generate` kwargs with the KV cache of every prompt but its last token, computed once per
+    prompt and repeated for its `k` samples (the k rows would otherwise each encode the prompt).
+
+    `generate` then encodes only the last prompt token of each row before sampling.
+    """
+    if prompt_ids.size(1) < 2:
+        return {}
+    # Positions as `generate` counts them with left padding (padding columns are masked out).
+    positions = (prompt_mask.cumsum(1) - 1).clamp_min(0)
+    out = model(
+        input_ids=prompt_ids[:, :-1],
+        attention_mask=prompt_mask[:, :-1],
+        position_ids=positions[:, :-1],
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    # transformers 5 names the cache `cache`; 4.x (and 5's deprecated alias) `past_key_values`.
+    name = "cache" if out.get("cache") is not None else "past_key_values"
+    cache = out[name]
+    cache.batch_repeat_interleave(k)
+    return {name: cache}
 
 
 def policy_forward(
@@ -208,19 +237,32 @@ def policy_forward(
     # With left padding, positions must count real tokens only, or the first real token of a short
     # prompt would sit at position 5 instead of 0 and the logits would differ from unpadded ones.
     position_ids = (mask.cumsum(1) - 1).clamp_min(0)
-    n = response_ids.size(1)
+    # The LM head (vocab x hidden) and the softmax over the vocabulary cost as much as several
+    # layers per position, so only the positions that predict a real response token are projected:
+    # column P - 1 + t predicts response token t. The model returns them flattened (N, V).
+    scored = response_mask.bool()
+    keep = torch.zeros_like(mask, dtype=torch.bool)
+    keep[:, prompt_ids.size(1) - 1 : -1] = scored
     out = model(
         input_ids=ids,
         attention_mask=mask,
         position_ids=position_ids,
-        logits_to_keep=n + 1,
+        logits_to_keep=keep,
         output_hidden_states=output_hidden_states,
         use_cache=False,
     )
-    logits = out.logits[:, :-1] / temperature  # the logit at t predicts token t + 1
-    logps = token_logprobs(logits, response_ids) * response_mask
-    entropy = entropy_from_logits(logits.detach()) * response_mask if with_entropy else None
+    logits = out.logits if temperature == 1.0 else out.logits / temperature
+    logps = _unflatten(token_logprobs(logits, response_ids[scored]), scored)
+    entropy = None
+    if with_entropy:  # a metric: in slices, so its vocab-sized temporaries stay small
+        flat = torch.cat([entropy_from_logits(part) for part in logits.detach().split(256)])
+        entropy = _unflatten(flat, scored)
     return logps, entropy, out
+
+
+def _unflatten(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N,) values of the True cells of `mask` (B, R) back to (B, R), zero elsewhere (keeps grad)."""
+    return values.new_zeros(mask.shape).masked_scatter(mask, values)
 
 
 def decode_responses(tokenizer: Any, rollout: Rollout) -> list[str]:

@@ -28,6 +28,7 @@ from trainer.losses import (
 )
 from trainer.policy import decode_responses, encode_prompts, policy_forward, sample
 from trainer.rl import (
+    PhaseTimer,
     RewardFn,
     add_command,
     as_reward_fn,
@@ -90,28 +91,48 @@ def train_ppo(
     log = run.metrics_log(config.out)
     rng = random.Random(config.seed + acc.process_index)
     beta = AdaptiveKL(config.kl_coef, config.target_kl, config.kl_horizon)
+    timer = PhaseTimer(acc.device)
     for step in tqdm(range(config.steps), desc="ppo", disable=not config.progress):
         # 1. Rollout: one response per prompt.
         batch = rng.sample(prompts, min(config.prompts_per_step, len(prompts)))
-        ids, mask = encode_prompts(
-            tok, batch, chat_template=config.chat_template, max_tokens=config.max_prompt_tokens
-        )
-        with acc.autocast():
-            roll = sample(
-                run.policy, tok, ids, mask, temperature=config.temperature, top_p=config.top_p,
-                max_new_tokens=config.max_new_tokens,
-            )  # fmt: skip
+        with timer("generate"):
+            ids, mask = encode_prompts(
+                tok, batch, chat_template=config.chat_template, max_tokens=config.max_prompt_tokens
+            )
+            with acc.autocast():
+                roll = sample(
+                    run.policy, tok, ids, mask, temperature=config.temperature, top_p=config.top_p,
+                    max_new_tokens=config.max_new_tokens,
+                )  # fmt: skip
         rmask = roll.response_mask
         args = (roll.prompt_ids, roll.prompt_mask, roll.response_ids, rmask)
         # 2. Score at the end of the response; never-ending responses are penalised.
-        scores = score(reward_fn, [batch[i] for i in roll.prompt_index.tolist()],
-                       decode_responses(tok, roll)).to(acc.device)  # fmt: skip
+        with timer("score"):
+            scores = score(reward_fn, [batch[i] for i in roll.prompt_index.tolist()],
+                           decode_responses(tok, roll)).to(acc.device)  # fmt: skip
         scores = scores - config.missing_eos_penalty * (~roll.has_eos).float()
-        with torch.no_grad(), acc.autocast():
-            old_logps, entropy, old_values = model(
-                *args, temperature=config.temperature, with_entropy=True
-            )
+        with timer("ref_forward"), acc.autocast():
             ref_logps = reference_logprobs(run.policy, run.ref, args, config.temperature)
+        # The first epoch's first minibatch is forwarded once: before any update, its log-probs and
+        # values are the old ones, so its graph serves that minibatch's update. Only the rest of
+        # the rollout needs a forward without a graph. The epoch's order is drawn first for that.
+        n, size = len(batch), max(1, len(batch) // config.minibatches)
+        order = torch.randperm(n, device=acc.device)
+        first, rest = order[:size], order[size:]
+        old_logps = torch.zeros(rmask.shape, device=acc.device)
+        entropy, old_values = torch.zeros_like(old_logps), torch.zeros_like(old_logps)
+        if len(rest):
+            with timer("old_forward"), torch.no_grad(), acc.autocast():
+                lp, ent, val = model(
+                    *(a[rest] for a in args), temperature=config.temperature, with_entropy=True
+                )
+            old_logps[rest], entropy[rest], old_values[rest] = lp.float(), ent, val.float()
+        with timer("forward"), acc.autocast():
+            first_out = model(*(a[first] for a in args), temperature=config.temperature,
+                              with_entropy=True)  # fmt: skip
+        old_logps[first] = first_out[0].detach().float()
+        entropy[first] = first_out[1]
+        old_values[first] = first_out[2].detach().float()
         # 3. Per-token KL penalty, score on the last real token (see ppo_token_rewards).
         kl = kl_per_token(old_logps, ref_logps, config.kl_estimator) * rmask
         rewards = ppo_token_rewards(scores, kl, rmask, beta.value)
@@ -122,13 +143,18 @@ def train_ppo(
         advantages = masked_whiten(advantages, rmask) * rmask
         # 5. Epochs of minibatch updates on the frozen rollout.
         stats: list[list[float]] = []
-        n, size = len(batch), max(1, len(batch) // config.minibatches)
-        for _ in range(config.epochs):
-            order = torch.randperm(n, device=acc.device)
+        for epoch in range(config.epochs):
+            if epoch:
+                order = torch.randperm(n, device=acc.device)
             for start in range(0, n, size):
                 mb = order[start : start + size]
-                with acc.autocast():
-                    logps, _, values = model(*(a[mb] for a in args), temperature=config.temperature)
+                with timer("forward"), acc.autocast():
+                    if epoch == 0 and start == 0:
+                        logps, _, values = first_out
+                    else:
+                        logps, _, values = model(
+                            *(a[mb] for a in args), temperature=config.temperature
+                        )
                     pg_loss, clipfrac, ratio = ppo_policy_loss(
                         logps, old_logps[mb], advantages[mb], rmask[mb], config.clip
                     )
@@ -136,10 +162,12 @@ def train_ppo(
                         values, old_values[mb], returns[mb], rmask[mb], config.value_clip
                     )
                     loss = pg_loss + config.vf_coef * vf_loss
-                acc.backward(loss)
-                acc.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
+                with timer("backward"):
+                    acc.backward(loss)
+                with timer("optimizer"):
+                    acc.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
                 approx_kl = 0.5 * masked_mean((logps.detach() - old_logps[mb]) ** 2, rmask[mb])
                 stats.append([t.item() for t in (loss, pg_loss, vf_loss, clipfrac, vf_clipfrac,
                                                  ratio, approx_kl)])  # fmt: skip
@@ -156,7 +184,7 @@ def train_ppo(
         }  # fmt: skip
         check_health(metrics, max_kl=config.max_kl, max_ratio=config.max_ratio)
         beta.update(seq_kl, n)
-        log.log(step, metrics)
+        log.log(step, metrics | timer.take())
     path = run.save(config)
     return log.finish(method="ppo", policy_path=str(path) if path else None)
 

@@ -79,6 +79,45 @@ def test_sample_groups_k_rows_per_prompt_and_pads_after_eos(policy) -> None:  # 
     assert len(decode_responses(tok, roll)) == 6
 
 
+def test_sharing_each_prompts_cache_gives_the_scores_of_separate_prefills(policy) -> None:  # type: ignore[no-untyped-def]
+    """k samples of a prompt reuse one prefill of it: the next-token scores are those of k prefills."""
+    from trainer.policy import _shared_prefill
+
+    model, tok = policy
+    ids, mask = encode_prompts(tok, PROMPTS)  # of different lengths: left padding is exercised
+    k, kwargs = 3, {"max_new_tokens": 4, "do_sample": False, "pad_token_id": tok.pad_token_id,
+                    "output_scores": True, "return_dict_in_generate": True}  # fmt: skip
+    rows = {
+        "input_ids": ids.repeat_interleave(k, 0),
+        "attention_mask": mask.repeat_interleave(k, 0),
+    }
+    with torch.no_grad():
+        shared = model.generate(**rows, **_shared_prefill(model, ids, mask, k), **kwargs)
+        separate = model.generate(**rows, **kwargs)
+    assert torch.equal(shared.sequences, separate.sequences)
+    for a, b in zip(shared.scores, separate.scores, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_only_real_response_positions_reach_the_lm_head(policy) -> None:  # type: ignore[no-untyped-def]
+    model, tok = policy
+    ids, mask = encode_prompts(tok, PROMPTS)
+    response = torch.tensor([[40, 50, 60], [40, tok.eos_token_id, tok.pad_token_id]])
+    rmask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    logps, entropy, out = policy_forward(model, ids, mask, response, rmask, with_entropy=True)
+    assert out.logits.shape[0] == 5  # one row of logits per real response token, no padding
+    assert logps[1, 2] == 0 and entropy is not None and entropy[1, 2] == 0
+    whole = torch.cat([mask, rmask], 1)
+    with torch.no_grad():  # every position's logits, the plain way
+        full = model(
+            input_ids=torch.cat([ids, response], 1),
+            attention_mask=whole,
+            position_ids=(whole.cumsum(1) - 1).clamp_min(0),
+        ).logits
+    expect = torch.log_softmax(full[:, ids.shape[1] - 1 : -1], -1).gather(-1, response[..., None])
+    assert torch.allclose(logps, expect[..., 0] * rmask, atol=1e-5)
+
+
 def test_sample_is_reproducible_with_a_seed(policy) -> None:  # type: ignore[no-untyped-def]
     model, tok = policy
     ids, mask = encode_prompts(tok, PROMPTS)

@@ -41,6 +41,11 @@ def test_rloo_raises_the_reward_with_bounded_kl(tiny_policy_dir: Path, tmp_path:
     assert rows[0]["kl"] == 0.0 and rows[0]["ratio"] == 1.0  # step 1: policy == reference
     for key in ("loss", "entropy", "reward_std", "response_length", "clipfrac", "no_eos_frac"):
         assert key in rows[-1]
+    # Where a step's time went (32 rows in pieces of 16: the second piece needs a forward of its
+    # own for its old log-probs, the first one's update forward serves as its).
+    phases = ("generate", "score", "old_forward", "ref_forward", "forward", "backward", "optimizer")
+    assert all(rows[-1][f"time_{p}_s"] > 0 and f"cpu_{p}_s" in rows[-1] for p in phases)
+    assert rows[-1]["cpu_s"] > rows[0]["cpu_s"] > 0
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["method"] == "rloo" and Path(saved["policy_path"]).is_dir()
     assert json.loads((Path(saved["policy_path"]) / "train_config.json").read_text())["k"] == 4
@@ -72,6 +77,10 @@ def test_rloo_with_a_reward_model_directory_and_lora(tiny_policy_dir: Path, tmp_
     assert metrics["steps"] == 2 and all(
         torch.isfinite(torch.tensor(v)) for v in metrics["last"].values()
     )
+    # 4 rows fit one forward piece: the policy is forwarded once per step (its update forward gives
+    # the old log-probs); the adapter-off reference once more.
+    assert "time_old_forward_s" not in metrics["last"]
+    assert metrics["last"]["time_forward_s"] > 0 and metrics["last"]["time_ref_forward_s"] > 0
     assert (tmp_path / "policy" / "config.json").exists()  # LoRA merged into a plain checkpoint
 
 
