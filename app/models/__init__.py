@@ -4,7 +4,7 @@ from app.models.audit import AuditEvent
 from app.models.base import Base, utcnow
 from app.models.campaigns import Campaign, Comparison, ComparisonItem, Prompt, Response
 from app.models.rating import Assignment, Judgment
-from app.models.rounds import ModelVersion, Schedule, TrainingRound
+from app.models.rounds import ModelVersion, RoundStep, Schedule, TrainingRound
 from app.models.users import ApiToken, User
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "ModelVersion",
     "Prompt",
     "Response",
+    "RoundStep",
     "Schedule",
     "TrainingRound",
     "User",
