@@ -295,6 +295,27 @@ def export(
         typer.echo(f"wrote {written:,} bytes of {shape} {fmt} to {out}", err=True)
 
 
+@cli.command("worker")
+def worker(
+    until_idle: bool = typer.Option(
+        False,
+        "--until-idle",
+        help="Exit when no round is left to claim (the default: run forever).",
+    ),
+    worker_id: str | None = typer.Option(
+        None, help="Name shown on rounds (default host:pid:random)."
+    ),
+) -> None:
+    """Claim and run training rounds (needs the `train` extra); one per GPU host."""
+    import logging
+
+    from app.worker.loop import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    require_current_schema()
+    run_worker(get_sessionmaker(), worker_id=worker_id, until_idle=until_idle)
+
+
 def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
