@@ -33,6 +33,16 @@ def tail(path: Path, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])[-TAIL_CHARS:]
 
 
+def _die_with_parent() -> None:
+    # Linux: the trainer gets SIGKILL when the worker dies (even by SIGKILL), so no orphan keeps
+    # writing into a step directory that the worker taking the round over starts afresh.
+    if sys.platform == "linux":
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _gpu_count() -> int:
     try:
         import torch
@@ -75,7 +85,7 @@ def run_trainer(
         out.flush()
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
             trainer_command(args), stdout=out, stderr=subprocess.STDOUT, env=env,
-            cwd=str(REPO_ROOT), start_new_session=True,
+            cwd=str(REPO_ROOT), preexec_fn=_die_with_parent,
         )  # fmt: skip
         while proc.poll() is None:
             if lost.is_set():
