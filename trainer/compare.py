@@ -17,7 +17,12 @@ from typing import Any
 
 import torch
 
-from trainer.config import SampleConfig, dataclass_from_namespace, dataclass_to_arguments
+from trainer.config import (
+    GenerateConfig,
+    SampleConfig,
+    dataclass_from_namespace,
+    dataclass_to_arguments,
+)
 
 
 @dataclass
@@ -119,7 +124,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add `python -m trainer policy-compare`."""
+    """Add `python -m trainer policy-compare` and `generate-scored`."""
+    register_scored(subparsers)
     parser = subparsers.add_parser(
         "policy-compare", help="Gate: a new policy against the current one on held-out prompts."
     )
@@ -127,3 +133,48 @@ def register(subparsers: Any) -> None:
         parser, CompareConfig, required=("model", "current", "prompts", "reward_model", "out")
     )
     parser.set_defaults(func=_run)
+
+
+@dataclass
+class ScoredGenerateConfig(GenerateConfig):
+    """`generate`, then the reward model's score of every response (for the reward-hacking watch)."""
+
+    reward_model: str = field(default="", metadata={"help": "Reward model dir that scores them."})
+    scores_out: str = field(default="", metadata={"help": "JSONL: one list of scores a record."})
+
+
+def generate_scored(config: ScoredGenerateConfig) -> list[list[float]]:
+    """Generate K responses per prompt (as `generate`), score each with the reward model."""
+    from trainer.generate import generate_responses
+    from trainer.rl import RewardModelScorer, read_prompt_rows
+
+    records = generate_responses(config, read_prompt_rows(config.prompts))
+    scorer = RewardModelScorer(config.reward_model)
+    prompts = [r.prompt for r in records for _ in r.responses]
+    flat = scorer(prompts, [resp.text for r in records for resp in r.responses]).tolist()
+    scores, start = [], 0
+    for record in records:
+        scores.append(flat[start : start + len(record.responses)])
+        start += len(record.responses)
+    if config.scores_out:
+        Path(config.scores_out).write_text("".join(json.dumps(s) + "\n" for s in scores))
+    return scores
+
+
+def _run_scored(args: argparse.Namespace) -> int:
+    scores = generate_scored(dataclass_from_namespace(ScoredGenerateConfig, args))
+    print(f"generate-scored: {len(scores)} prompts scored")
+    return 0
+
+
+def register_scored(subparsers: Any) -> None:
+    """Add `python -m trainer generate-scored`."""
+    parser = subparsers.add_parser(
+        "generate-scored",
+        help="Generate K responses per prompt and score them with a reward model.",
+    )
+    dataclass_to_arguments(
+        parser, ScoredGenerateConfig,
+        required=("model", "out", "prompts", "reward_model", "scores_out"),
+    )  # fmt: skip
+    parser.set_defaults(func=_run_scored)

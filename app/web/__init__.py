@@ -2,11 +2,12 @@
 
 from fastapi import APIRouter
 
-from app.web import history, pages, rate
+from app.web import admin_rounds, history, pages, rate
 
 router = APIRouter(include_in_schema=False)
 router.include_router(pages.router)
 router.include_router(rate.router)
 router.include_router(history.router)
+router.include_router(admin_rounds.router)
 
 __all__ = ["router"]

@@ -42,12 +42,17 @@ def _versions(session: Session, ctx: RoundContext) -> tuple[ModelVersion, ModelV
 
 
 def _comparisons(
-    session: Session, ctx: RoundContext, policy: ModelVersion, records: list[ImportRecord]
-) -> int:
+    session: Session,
+    ctx: RoundContext,
+    policy: ModelVersion,
+    records: list[ImportRecord],
+    scores: list[list[float]],
+) -> dict[str, float]:
+    """Insert the new comparisons; the reward model's score of each new response, by its id."""
     campaign = session.get_one(Campaign, ctx.campaign_id)
     rng = random.Random(ctx.round_id)
-    added = 0
-    for record in records:
+    scored: list[tuple[Response, float]] = []
+    for record, record_scores in zip(records, scores, strict=True):
         prompt = session.get(Prompt, int(record.external_id or 0))
         if prompt is None or prompt.campaign_id != campaign.id:
             continue  # the prompt was deleted since the snapshot
@@ -56,6 +61,7 @@ def _comparisons(
                      model_version_id=policy.id)
             for r in record.responses
         ]  # fmt: skip
+        scored += zip(responses, record_scores, strict=True)
         rng.shuffle(responses)  # no position carries a signal
         comparison = Comparison(
             campaign_id=campaign.id, prompt_id=prompt.id, round_id=ctx.round_id,
@@ -63,24 +69,31 @@ def _comparisons(
         )  # fmt: skip
         comparison.items = [ComparisonItem(position=i, response=r) for i, r in enumerate(responses)]
         session.add(comparison)
-        added += 1
     session.flush()
-    return added
+    return {str(response.id): score for response, score in scored}
+
+
+def _jsonl(path: str) -> list[Any]:
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def publish(ctx: RoundContext) -> StepResult:
     """Register the reward model and the policy; insert the new comparisons when it passed."""
     records: list[ImportRecord] = []
+    scores: list[list[float]] = []
     generated = ctx.outputs["generate"]
     if "path" in generated:
-        lines = Path(generated["path"]).read_text(encoding="utf-8").splitlines()
-        records = [ImportRecord.model_validate(json.loads(line)) for line in lines if line.strip()]
+        records = [ImportRecord.model_validate(row) for row in _jsonl(generated["path"])]
+        scores = list(_jsonl(generated["scores"]))
     metrics: dict[str, Any] = {}
 
     def commit(session: Session) -> None:
         rm, policy = _versions(session, ctx)
-        added = _comparisons(session, ctx, policy, records) if policy.published else 0
+        by_id = _comparisons(session, ctx, policy, records, scores) if policy.published else {}
+        k = max((len(r.responses) for r in records), default=1)
         metrics.update(reward_version_id=rm.id, policy_version_id=policy.id,
-                       published=policy.published, comparisons_added=added)  # fmt: skip
+                       published=policy.published, comparisons_added=len(by_id) // k,
+                       reward_scores=by_id)  # fmt: skip
 
     return StepResult(metrics, commit=commit)

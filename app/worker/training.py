@@ -177,13 +177,14 @@ def policy_name(ctx: RoundContext) -> str:
 
 
 def generate(ctx: RoundContext) -> StepResult:
-    """K responses per campaign prompt (fewest comparisons first) from the new policy."""
+    """K responses per campaign prompt (fewest comparisons first), scored by the reward model."""
     if not ctx.outputs["gate"]["passed"]:
         return StepResult({"reason": "the gate kept the policy back"}, skipped=True)
     cfg = ctx.config
     out, _ = _start(ctx, "generate", {"policy": ctx.outputs["policy"]["path"]})
     _run(ctx, "generate", [
-        "generate", "--model", ctx.outputs["policy"]["path"],
+        "generate-scored", "--model", ctx.outputs["policy"]["path"],
+        "--reward-model", ctx.outputs["reward"]["path"], "--scores-out", str(out / "scores.jsonl"),
         "--prompts", str(ctx.path("snapshot") / "generate_prompts.jsonl"),
         "--out", str(out / "responses.jsonl"), "--k", str(cfg.responses_per_prompt),
         "--max-new-tokens", str(cfg.max_new_tokens), "--seed", str(cfg.seed),
@@ -192,4 +193,5 @@ def generate(ctx: RoundContext) -> StepResult:
     final = _place(ctx, "generate")
     lines = (final / "responses.jsonl").read_text().splitlines()
     return StepResult({"path": str(final / "responses.jsonl"), "prompts": len(lines),
+                       "scores": str(final / "scores.jsonl"),
                        "k": cfg.responses_per_prompt})  # fmt: skip
