@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 360, 180
-LEFT, RIGHT, TOP, BOTTOM = 48, 70, 28, 30  # room for the y ticks, end labels, title, x ticks
+WIDTH, HEIGHT = 380, 180
+LEFT, RIGHT, TOP, BOTTOM = 48, 96, 28, 30  # room for the y ticks, end labels, title, x ticks
 Point = tuple[float, float]
 
 

@@ -70,8 +70,8 @@ def _charts(steps: dict[str, RoundStep]) -> list[Chart]:
               {"train": line(reward, "epoch", "train_accuracy"), "held-out": line(reward, "epoch", "eval_accuracy")}),
         Chart("Mean reward per policy step", "step", {"reward": line(series, "step", "reward_mean")}),
         Chart("KL to the reference per policy step", "step", {"KL": line(series, "step", "kl")}),
-        Chart("Loss", "step / epoch",
-              {"policy": line(series, "step", "loss"), "reward": line(reward, "epoch", "train_loss")}),
+        Chart("Reward model training loss per epoch", "epoch", {"loss": line(reward, "epoch", "train_loss")}),
+        Chart("Policy loss per step", "step", {"loss": line(series, "step", "loss")}),
     ]  # fmt: skip
 
 

@@ -114,7 +114,7 @@ def test_the_round_page_shows_the_timeline_charts_and_an_escaped_log(client: Tes
     }, log="<script>alert(1)</script> step output")
     _admin(client, db)
     html = client.get(f"/admin/rounds/{done.id}", headers=HTML).text
-    assert html.count("<svg") == 4 and html.count("<polyline") == 6  # 2 + 1 + 1 + 2 lines
+    assert html.count("<svg") == 5 and html.count("<polyline") == 6  # 2 + 1 + 1 + 1 + 1 lines
     for title in ("Reward model accuracy per epoch", "Mean reward per policy step", "KL to the reference per policy step"):
         assert f'aria-label="{title}"' in html
     assert "held-out 0.7" in html  # the line is labelled at its end, not in a legend

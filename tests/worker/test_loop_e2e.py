@@ -6,12 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from markupsafe import escape
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from app.main import create_app
-from app.models import Comparison, Judgment, ModelVersion, Response, RoundStep, TrainingRound
+from app.models import (
+    Assignment,
+    Comparison,
+    Judgment,
+    ModelVersion,
+    Response,
+    RoundStep,
+    TrainingRound,
+)
 from app.services.imports import import_records
 from app.services.schedules import create_schedule
 from tests.app.test_auth import HTML, csrf_of, login
@@ -106,9 +113,11 @@ def test_raters_judge_a_worker_publishes_raters_see_it_and_round_two_learns_from
     # every-N schedule (created now, so it counts only these) queues round 2.
     with Session(committed_engine) as session, session.begin():
         create_schedule(session, campaign_id=campaign_id, every_n_judgments=new, config=CONFIG)
-    page = clients[1].get("/rate", headers=HTML).text
-    shown = [t for t in new_texts if str(escape(t)) in page]
-    assert shown, "the rater's Next does not show the new policy's responses"
+    offered = int(form_of(clients[1].get("/rate", headers=HTML).text)["assignment_id"])
+    with Session(committed_engine) as session:
+        comparison = session.get_one(Assignment, offered).comparison
+        assert comparison.round_id == first.id  # the rater's Next: the new policy's responses
+        assert {i.response.text for i in comparison.items} <= new_texts
     assert sum(rate_everything(c) for c in clients) == new
     _run_worker(worker_env, tmp_path)
     with Session(committed_engine) as session:
