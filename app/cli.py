@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.config import get_settings
 from app.db import get_engine, get_sessionmaker, safe_url
-from app.errors import AppError
+from app.errors import AppError, ImportRejected
 
 cli = typer.Typer(
     help="prefloop: physicians rank responses; rounds close the RLHF loop.",
@@ -202,6 +202,37 @@ def import_file(
         typer.echo(f"imported {len(comparisons)} comparisons into {target.name!r}")
 
 
+@cli.command("import-external")
+def import_external(
+    path: str = typer.Argument(..., help="The data set's file as published (.gz is read too)."),
+    fmt: Literal["hh-rlhf", "finegrained"] = typer.Option(..., "--format", help="The file's format."),
+    campaign: str = typer.Option(..., help="Campaign name; created with --create."),
+    create: bool = typer.Option(False, "--create", help="Create the campaign if it is missing."),
+    limit: int | None = typer.Option(None, help="Only the first N records of the file."),
+    no_judgments: bool = typer.Option(
+        False, "--no-judgments", help="Import the comparisons only, not the set's preferences."
+    ),
+) -> None:
+    """Import HH-RLHF pairs or FineGrainedRLHF QA: every line or none; known ids are skipped."""
+    import gzip
+
+    from app.services.campaigns import create_campaign, get_campaign_by_name
+    from app.services.external_imports import IMPORTERS
+
+    importer = IMPORTERS[fmt]
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh, session_scope() as session:
+        target = get_campaign_by_name(session, name=campaign)
+        if target is None and not create:
+            raise AppError(f"no campaign named {campaign!r}; add --create to create it")
+        target = target or create_campaign(session, name=campaign)
+        report = importer(session, campaign_id=target.id, lines=fh, limit=limit,
+                          with_judgments=not no_judgments)  # fmt: skip
+        typer.echo(f"{report.summary()} into {target.name!r}")
+        for note in report.notes:
+            typer.echo(f"note: {note}")
+
+
 @tokens_cli.command("create")
 def tokens_create(
     email: str = typer.Argument(..., help="The admin who owns the token."),
@@ -337,6 +368,8 @@ def _one_line(exc: Exception) -> str:
             f"cannot reach the database at {url}: {reason}. Is it running, and is "
             "PREFLOOP_DATABASE_URL right?"
         )
+    if isinstance(exc, ImportRejected):  # every bad line, one a line
+        return str(exc) + "".join(f"\n  line {n}: {why}" for n, why in exc.problems)
     if isinstance(exc, SchemaOutOfDate | AppError):
         return str(exc)
     if isinstance(exc, OSError):

@@ -30,6 +30,31 @@ class ValidationFailed(AppError):
     code = "invalid"
 
 
+class FieldErrors(ValidationFailed):
+    """A form with one or more invalid fields: a message for each; nothing was saved."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        field, message = next(iter(errors.items()))
+        super().__init__(f"{field.replace('_', ' ')}: {message}", field=field)
+
+
+class ImportRejected(ValidationFailed):
+    """An import file with bad lines: every one is listed (line number, reason); nothing written."""
+
+    code = "import_rejected"
+
+    def __init__(self, problems: list[tuple[int, str]]) -> None:
+        self.problems = problems
+        first = "; ".join(f"line {n}: {why}" for n, why in problems[:5])
+        more = f"; and {len(problems) - 5} more bad lines" if len(problems) > 5 else ""
+        noun = "bad line" if len(problems) == 1 else "bad lines"
+        super().__init__(
+            f"{len(problems)} {noun}, nothing imported: {first}{more}",
+            field=f"line {problems[0][0]}",
+        )
+
+
 class NotFound(AppError):
     """The thing does not exist, or the caller may not know it does."""
 

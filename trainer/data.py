@@ -23,6 +23,8 @@ from trainer.schema import (
     UNSAFE,
     AggregatedRecord,
     ConversationalPairwiseRecord,
+    FineGrainedQuestion,
+    HHPair,
     Message,
     PairwiseRecord,
     RankingRecord,
@@ -53,13 +55,14 @@ class Comparison:
     unsafe: list[bool] = field(default_factory=list)
     pairs: list[Pair] = field(default_factory=list)
 
-    def response_index(self, text: str, flags: Iterable[str] = ()) -> int:
+    def response_index(self, text: str, flags: Iterable[str] = (), confirmed: bool = False) -> int:
         """Index of `text` among the responses, adding it the first time it is seen."""
         if text not in self.responses:
             self.responses.append(text)
             self.unsafe.append(False)
         i = self.responses.index(text)
-        self.unsafe[i] = self.unsafe[i] or UNSAFE in flags
+        # A lead's confirmation marks it unsafe even where this rater did not flag it.
+        self.unsafe[i] = self.unsafe[i] or confirmed or UNSAFE in flags
         return i
 
 
@@ -168,7 +171,7 @@ def records_to_comparisons(
         weight = rec.weight if rater_weights else 1.0
         if isinstance(rec, RankingRecord):
             implied = rec.pairs(ties="keep" if ties == "equal" else "drop", expansion=expansion)  # type: ignore[arg-type]
-            idx = [comp.response_index(r.text, r.flags) for r in rec.responses]
+            idx = [comp.response_index(r.text, r.flags, r.confirmed_unsafe) for r in rec.responses]
             for better, worse, tie in implied:
                 top = rec.ranks[better] == 0 and rec.ranks[worse] == 1
                 strength = rec.strength if (top and not tie and rec.strength is not None) else 0
@@ -179,8 +182,10 @@ def records_to_comparisons(
         else:
             if rec.tie and ties == "drop":
                 continue
-            b = comp.response_index(rec.chosen, rec.chosen_flags)
-            w_ = comp.response_index(rec.rejected, rec.rejected_flags)
+            b = comp.response_index(rec.chosen, rec.chosen_flags, rec.chosen_confirmed_unsafe)
+            w_ = comp.response_index(
+                rec.rejected, rec.rejected_flags, rec.rejected_confirmed_unsafe
+            )
             m = rec.margin * margin_scale if margin_scale is not None and not rec.tie else 0.0
             comp.pairs.append(Pair(b, w_, rec.tie, m, weight, rec.is_gold))
     return [c for c in by_key.values() if c.pairs]
@@ -262,15 +267,12 @@ def hh_rlhf_records(path: str | Path, limit: int | None = None) -> list[RankingR
         for i, line in enumerate(fh):
             if limit is not None and i >= limit:
                 break
-            row = json.loads(line)
-            cut = row["chosen"].rfind("\n\nAssistant:") + len("\n\nAssistant:")
-            prompt = row["chosen"][:cut]
-            rejected = row["rejected"][cut:] if row["rejected"][:cut] == prompt else row["rejected"]
+            prompt, chosen, rejected = HHPair.model_validate_json(line).split() or ("", "", "")
             out.append(
                 RankingRecord(
                     comparison_id=f"hh-{i}",
                     prompt=prompt,
-                    responses=[{"text": row["chosen"][cut:]}, {"text": rejected}],  # type: ignore[list-item]
+                    responses=[{"text": chosen}, {"text": rejected}],  # type: ignore[list-item]
                     ranks=[0, 1],
                 )
             )
@@ -280,24 +282,15 @@ def hh_rlhf_records(path: str | Path, limit: int | None = None) -> list[RankingR
 def finegrained_records(path: str | Path, limit: int | None = None) -> list[RankingRecord]:
     """FineGrainedRLHF QA: four answers, six pairwise votes, as one weak order each (Copeland)."""
     rows = json.loads(Path(path).read_text(encoding="utf-8"))[:limit]
-    pair_order = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
     out = []
     for i, row in enumerate(rows):
-        # Votes need not be transitive; the net wins give the closest weak order.
-        score = [0, 0, 0, 0]
-        for (a, b), vote in zip(pair_order, row["preference"], strict=True):
-            if vote:
-                win, lose = (a, b) if vote == 1 else (b, a)
-                score[win] += 1
-                score[lose] -= 1
-        levels = sorted(set(score), reverse=True)
-        passages = "\n".join(f"{p[0]}: {' '.join(p[1:])}" for p in row["passages"])
+        question = FineGrainedQuestion.model_validate(row)
         out.append(
             RankingRecord(
                 comparison_id=f"fg-{i}",
-                prompt=f"{passages}\n\nQuestion: {row['question']}\nAnswer: ",
-                responses=[{"text": row[f"prediction {k}"]} for k in range(1, 5)],  # type: ignore[misc]
-                ranks=[levels.index(s) for s in score],
+                prompt=question.prompt(),
+                responses=[{"text": t} for t in question.predictions],  # type: ignore[misc]
+                ranks=question.ranks(),
             )
         )
     return out

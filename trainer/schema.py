@@ -8,6 +8,8 @@ export and the trainer expand a ranking the same way.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from datetime import datetime
 from typing import Literal
 
@@ -43,6 +45,9 @@ class ResponseRecord(_Record):
     text: str
     model_version: str | None = Field(None, description="Which policy wrote it (never shown to raters).")
     flags: list[str] = Field(default_factory=list, description="e.g. unsafe, factually_wrong.")
+    confirmed_unsafe: bool = Field(
+        False, description="A clinical lead confirmed a rater's unsafe flag: a hard negative."
+    )
 
 
 class RankingRecord(_Record):
@@ -119,6 +124,9 @@ class _PairProvenance(_Record):
     weight: float = 1.0
     chosen_flags: list[str] = Field(default_factory=list)
     rejected_flags: list[str] = Field(default_factory=list)
+    # A clinical lead confirmed the response unsafe (optional: files from before still load).
+    chosen_confirmed_unsafe: bool = False
+    rejected_confirmed_unsafe: bool = False
 
 
 class PairwiseRecord(_PairProvenance):
@@ -154,6 +162,8 @@ def ranking_to_pairwise(
                 weight=record.weight,
                 chosen_flags=list(record.responses[better].flags),
                 rejected_flags=list(record.responses[worse].flags),
+                chosen_confirmed_unsafe=record.responses[better].confirmed_unsafe,
+                rejected_confirmed_unsafe=record.responses[worse].confirmed_unsafe,
             )
         )
     return rows
@@ -229,3 +239,107 @@ class ImportRecord(_Record):
         if self.gold_ranks is not None and len(self.gold_ranks) != len(self.responses):
             raise ValueError("gold_ranks must give one rank per response")
         return self
+
+
+# The two public sets in ../shared/data, as read by both the trainer (trainer/data.py) and the
+# app's importer (app/services/external_imports.py). They live here because the app may import
+# only this module from trainer, and one parser keeps "what is the prompt" one fact.
+
+HH_ASSISTANT = "\n\nAssistant:"
+# FineGrainedRLHF's six pairwise votes come in this order of (first, second) prediction indexes.
+FINEGRAINED_PAIRS = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
+
+
+class HHPair(BaseModel):
+    """One HH-RLHF line: two whole dialogues that differ only in the last assistant turn."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    chosen: str = Field(min_length=1)
+    rejected: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _share_a_prompt(self) -> HHPair:
+        if self.chosen == self.rejected:
+            raise ValueError("chosen and rejected are the same dialogue")
+        if self.split() is None:
+            raise ValueError("chosen and rejected share no turn up to an 'Assistant:' marker")
+        return self
+
+    def split(self) -> tuple[str, str, str] | None:
+        """(prompt, chosen response, rejected response): the prompt is the shared prefix.
+
+        The prompt ends at the last "\\n\\nAssistant:" inside the common prefix, not the last in
+        `chosen`: a few responses quote "Human: ... Assistant:" themselves.
+        """
+        shared = os.path.commonprefix([self.chosen, self.rejected])
+        marker = shared.rfind(HH_ASSISTANT)
+        if marker < 0:
+            return None
+        cut = marker + len(HH_ASSISTANT)
+        return self.chosen[:cut], self.chosen[cut:], self.rejected[cut:]
+
+    def external_id(self) -> str:
+        """A stable id from the content (the set has none): re-imports are recognised."""
+        digest = hashlib.sha256(f"{self.chosen}\x00{self.rejected}".encode()).hexdigest()
+        return f"hh-{digest[:20]}"
+
+
+class FineGrainedQuestion(BaseModel):
+    """One FineGrainedRLHF qa-feedback item: a question, four answers and six pairwise votes."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    question: str = Field(min_length=1)
+    passages: list[list[str]] = Field(default_factory=list)
+    predictions: tuple[str, str, str, str]
+    preference: tuple[int, int, int, int, int, int] = Field(
+        description="Votes for (1v2, 1v3, 1v4, 2v3, 2v4, 3v4): 1 the first, 2 the second, 0 tie."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_predictions(cls, row: object) -> object:
+        if isinstance(row, dict) and "predictions" not in row:
+            missing = [k for k in range(1, 5) if f"prediction {k}" not in row]
+            if missing:
+                raise ValueError(f"'prediction {missing[0]}' is missing")
+            row = {**row, "predictions": [row[f"prediction {k}"] for k in range(1, 5)]}
+        return row
+
+    @field_validator("preference")
+    @classmethod
+    def _votes_known(cls, votes: tuple[int, ...]) -> tuple[int, ...]:
+        if any(v not in (0, 1, 2) for v in votes):
+            raise ValueError("votes are 0 (tie), 1 (first preferred) or 2 (second preferred)")
+        return votes
+
+    def prompt(self) -> str:
+        """The passages, then the question: what the answers were written from."""
+        passages = "\n".join(f"{p[0]}: {' '.join(p[1:])}" for p in self.passages if p)
+        return f"{passages}\n\nQuestion: {self.question}\nAnswer: "
+
+    def ranks(self) -> list[int]:
+        """The closest weak order to the votes (net wins, Copeland); 0 is best, ties share."""
+        score = [0, 0, 0, 0]
+        for (a, b), vote in zip(FINEGRAINED_PAIRS, self.preference, strict=True):
+            if vote:
+                win, lose = (a, b) if vote == 1 else (b, a)
+                score[win] += 1
+                score[lose] -= 1
+        levels = sorted(set(score), reverse=True)
+        return [levels.index(s) for s in score]
+
+    def votes_fit_ranks(self) -> bool:
+        """False when the votes are not transitive, so the weak order contradicts some vote."""
+        ranks = self.ranks()
+        implied = [
+            0 if ranks[a] == ranks[b] else 1 if ranks[a] < ranks[b] else 2
+            for a, b in FINEGRAINED_PAIRS
+        ]
+        return implied == list(self.preference)
+
+    def external_id(self) -> str:
+        """A stable id from the content (the set has none): re-imports are recognised."""
+        text = "\x00".join([self.question, *self.predictions])
+        return f"fg-{hashlib.sha256(text.encode()).hexdigest()[:20]}"

@@ -4,8 +4,9 @@ from app.models.audit import AuditEvent
 from app.models.base import Base, utcnow
 from app.models.campaigns import Campaign, Comparison, ComparisonItem, Prompt, Response
 from app.models.rating import Assignment, Judgment
+from app.models.review import SafetyReview
 from app.models.rounds import ModelVersion, RoundStep, Schedule, TrainingRound
-from app.models.users import ApiToken, User
+from app.models.users import ApiToken, Invite, User
 
 __all__ = [
     "ApiToken",
@@ -15,11 +16,13 @@ __all__ = [
     "Campaign",
     "Comparison",
     "ComparisonItem",
+    "Invite",
     "Judgment",
     "ModelVersion",
     "Prompt",
     "Response",
     "RoundStep",
+    "SafetyReview",
     "Schedule",
     "TrainingRound",
     "User",

@@ -21,6 +21,10 @@ class Campaign(CreatedAt, Base):
         CheckConstraint("overlap >= 1 AND overlap <= 50", name="overlap_range"),
         CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate_fraction"),
         CheckConstraint("status IN ('draft', 'active', 'paused', 'archived')", name="status_known"),
+        CheckConstraint(
+            "lease_minutes IS NULL OR (lease_minutes >= 1 AND lease_minutes <= 1440)",
+            name="lease_minutes_range",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -32,6 +36,8 @@ class Campaign(CreatedAt, Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     flags: Mapped[list[str]] = mapped_column(JSONType, default=lambda: list(DEFAULT_FLAGS))
     rubric: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # How long a rater holds a comparison; None: the server's PREFLOOP_LEASE_MINUTES.
+    lease_minutes: Mapped[int | None]
 
     prompts: Mapped[list[Prompt]] = relationship(back_populates="campaign")
 

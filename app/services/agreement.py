@@ -105,3 +105,39 @@ def bradley_terry(
         if done:
             break
     return [math.log(s) for s in strength]
+
+
+def pair_relations(ranking: Ranking, items: Sequence[int]) -> dict[tuple[int, int], int]:
+    """For each item pair (i < j by id) both ranked: -1 i better, 0 tie, 1 j better."""
+    ranked = sorted(i for i in items if i in ranking)
+    return {(i, j): _sign(ranking[i] - ranking[j]) for i, j in combinations(ranked, 2)}
+
+
+def cohen_kappa(a: Sequence[int], b: Sequence[int]) -> float | None:
+    """Cohen's kappa of two raters' categorical labels on the same units; None if undefined."""
+    n = len(a)
+    if n == 0 or n != len(b):
+        return None
+    observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
+    labels = set(a) | set(b)
+    expected = sum((list(a).count(c) / n) * (list(b).count(c) / n) for c in labels)
+    if expected == 1:
+        return None  # both raters used one label throughout: chance explains everything
+    return (observed - expected) / (1 - expected)
+
+
+def ordinal_alpha(matrix: Sequence[Sequence[float | None]]) -> float | None:
+    """Krippendorff's alpha, ordinal, of a raters x units matrix (None: not rated), by the package.
+
+    None when no unit has two values or every value is the same (alpha is undefined then).
+    """
+    import krippendorff  # numpy underneath: loaded only when a quality page asks
+    import numpy as np
+
+    data = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
+    if data.size == 0 or int((np.sum(~np.isnan(data), axis=0) >= 2).sum()) == 0:
+        return None
+    values = data[~np.isnan(data)]
+    if len(set(values.tolist())) < 2:
+        return None
+    return float(krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal"))

@@ -58,7 +58,9 @@ def _pairwise_line(row: dict[str, Any], escaped: dict[str, str]) -> str:
         f'"campaign":{text(row["campaign"])},"round":{number(row["round"])},'
         f'"is_gold":{_LITERALS[row["is_gold"]]},"weight":{float(row["weight"])!r},'
         f'"chosen_flags":{_encode(row["chosen_flags"]) if row["chosen_flags"] else "[]"},'
-        f'"rejected_flags":{_encode(row["rejected_flags"]) if row["rejected_flags"] else "[]"}}}'
+        f'"rejected_flags":{_encode(row["rejected_flags"]) if row["rejected_flags"] else "[]"},'
+        f'"chosen_confirmed_unsafe":{_LITERALS[row["chosen_confirmed_unsafe"]]},'
+        f'"rejected_confirmed_unsafe":{_LITERALS[row["rejected_confirmed_unsafe"]]}}}'
     )
 
 
@@ -91,6 +93,7 @@ _RESPONSES = pa.list_(
             ("text", pa.string()),
             ("model_version", pa.string()),
             ("flags", _FLAGS),
+            ("confirmed_unsafe", pa.bool_()),
         ]
     )
 )
@@ -114,6 +117,8 @@ def _pairwise(text: pa.DataType, kind: str) -> pa.Schema:
             ("weight", pa.float64()),
             ("chosen_flags", _FLAGS),
             ("rejected_flags", _FLAGS),
+            ("chosen_confirmed_unsafe", pa.bool_()),
+            ("rejected_confirmed_unsafe", pa.bool_()),
         ],
         metadata={"prefloop.kind": kind},
     )

@@ -61,6 +61,8 @@ def pairwise_rows(
                 "weight": 1.0,
                 "chosen_flags": _flags(row.flags, row.shown_order[better]),
                 "rejected_flags": _flags(row.flags, row.shown_order[worse]),
+                "chosen_confirmed_unsafe": row.shown_order[better] in row.confirmed,
+                "rejected_confirmed_unsafe": row.shown_order[worse] in row.confirmed,
             }
 
 
@@ -78,6 +80,7 @@ def ranking_row(row: JudgmentRow) -> Row:
                 "text": text,
                 "model_version": label,
                 "flags": list(row.flags.get(str(rid), ())),
+                "confirmed_unsafe": rid in row.confirmed,
             }
             for rid, text, label in zip(row.shown_order, row.texts, row.labels, strict=True)
         ],
@@ -114,7 +117,9 @@ def aggregated_row(group: list[JudgmentRow]) -> Row:
     items = first.items or first.shown_order
     texts: dict[int, tuple[str, str]] = {}
     pooled: dict[int, set[str]] = {rid: set() for rid in items}
+    confirmed: set[int] = set()
     for row in group:
+        confirmed |= row.confirmed
         texts.update(zip(row.shown_order, zip(row.texts, row.labels, strict=True), strict=True))
         for rid, names in row.flags.items():
             pooled.setdefault(int(rid), set()).update(names)
@@ -131,6 +136,7 @@ def aggregated_row(group: list[JudgmentRow]) -> Row:
                 "text": texts[rid][0],
                 "model_version": texts[rid][1],
                 "flags": sorted(pooled[rid]),
+                "confirmed_unsafe": rid in confirmed,
             }
             for rid in items
         ],

@@ -29,7 +29,17 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from app.errors import Conflict
-from app.models import Campaign, Comparison, ComparisonItem, Judgment, Prompt, Response, User
+from app.models import (
+    Campaign,
+    Comparison,
+    ComparisonItem,
+    Judgment,
+    Prompt,
+    Response,
+    SafetyReview,
+    User,
+)
+from app.models.review import CONFIRMED
 from app.schemas.export import ExportQuery
 
 BATCH_ROWS = 2000
@@ -55,6 +65,7 @@ class JudgmentRow:
     texts: list[str]
     labels: list[str]  # empty for the pairwise shape, which does not show them
     items: list[int] | None = None  # the comparison's response ids in canonical order
+    confirmed: frozenset[int] = frozenset()  # shown responses a clinical lead confirmed unsafe
 
     def ranking(self) -> dict[int, int] | None:
         """{response_id: rank}, or None for a not-rankable verdict."""
@@ -138,6 +149,17 @@ def _texts(conn: Connection, ids: set[int]) -> tuple[dict[int, str], dict[int, s
     return {rid: text for rid, text, _ in rows}, {rid: label for rid, _, label in rows}
 
 
+def _confirmed(conn: Connection, ids: set[int]) -> frozenset[int]:
+    # A handful of rows at most per batch: the responses a clinical lead confirmed unsafe.
+    rows = conn.execute(
+        select(SafetyReview.response_id).where(
+            _id_in(SafetyReview.response_id, ids, conn.dialect.name),
+            SafetyReview.verdict == CONFIRMED,
+        )
+    )
+    return frozenset(rid for (rid,) in rows)
+
+
 def _prompts(conn: Connection, ids: set[int]) -> dict[int, str]:
     # Fetched once per batch, not joined per judgment: each prompt has several raters.
     rows = conn.execute(
@@ -171,7 +193,9 @@ def int_list(text: str | None) -> list[int] | None:
 
 def _enrich(conn: Connection, batch: list[Any], *, shape: str) -> list[JudgmentRow]:
     shown_orders = [int_list(row[2]) or [] for row in batch]
-    text_of, label_of = _texts(conn, {rid for shown in shown_orders for rid in shown})
+    shown_ids = {rid for shown in shown_orders for rid in shown}
+    text_of, label_of = _texts(conn, shown_ids)
+    confirmed = _confirmed(conn, shown_ids)
     prompt_of = _prompts(conn, {row[12] for row in batch})
     items = _items(conn, {row[1] for row in batch}) if shape == "aggregated" else {}
     labelled = shape != "pairwise"  # only ranking and aggregated rows name the models
@@ -200,6 +224,7 @@ def _enrich(conn: Connection, batch: list[Any], *, shape: str) -> list[JudgmentR
                 texts,
                 [label_of[rid] for rid in shown] if labelled else [],
                 items.get(cid),
+                confirmed & frozenset(shown) if confirmed else frozenset(),
             )
         )
     return out

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from app.db import SessionDep
 from app.services.rounds import RoundConfig, cancel_round, get_round, queue_round
 from app.services.schedules import create_schedule, set_schedule_active
-from app.web.auth import AdminDep, CsrfDep
+from app.web.auth import AdminDep, CsrfDep, require_admin
 from app.web.forms import integer, text
 from app.web.pages import FormDep
 from app.web.rounds_views import models_context, round_context, rounds_context
 from app.web.templating import render
 
-router = APIRouter(prefix="/admin")
+# Admin-only on the router, so it runs before anything a route declares (CSRF included): a rater
+# gets 403 and a stranger the login whatever route they try, as on the rest of the console.
+router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
 
 
 def _config(form: FormData) -> dict[str, str]:

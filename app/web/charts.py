@@ -1,13 +1,52 @@
-"""Server-rendered SVG line charts: no script, no CDN; each line labelled at its end, not in a legend."""
+"""Charts as server-rendered SVG (no script, no CDN): daily bars for the console, labelled lines for rounds."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 380, 180
+WIDTH, HEIGHT, PAD = 640, 180, 28
+
+
+def daily_chart(days: list[tuple[date, int, float | None]], *, title: str) -> Markup:
+    """Judgments per day as bars; agreement with the majority (0..1) as a line over them."""
+    if not days:
+        return Markup("")
+    n = len(days)
+    step = (WIDTH - 2 * PAD) / n
+    top = max(count for _, count, _ in days) or 1
+    bars, points = [], []
+    for i, (day, count, agreement) in enumerate(days):
+        h = (HEIGHT - 2 * PAD) * count / top
+        x = PAD + i * step
+        bars.append(
+            f'<rect class="bar" x="{x + step * 0.15:.1f}" y="{HEIGHT - PAD - h:.1f}" '
+            f'width="{step * 0.7:.1f}" height="{h:.1f}"><title>{day}: {count} judgments'
+            f"</title></rect>"
+        )
+        if agreement is not None:
+            y = HEIGHT - PAD - (HEIGHT - 2 * PAD) * agreement
+            points.append(f"{x + step / 2:.1f},{y:.1f}")
+    line = f'<polyline class="line" points="{" ".join(points)}"/>' if len(points) > 1 else ""
+    labels = (
+        f'<text x="{PAD}" y="{HEIGHT - 8}">{days[0][0]}</text>'
+        f'<text x="{WIDTH - PAD}" y="{HEIGHT - 8}" text-anchor="end">{days[-1][0]}</text>'
+        f'<text x="4" y="{PAD - 8}">max {top}/day</text>'
+        f'<text x="{WIDTH - 4}" y="{PAD - 8}" text-anchor="end">line: agreement 0–1</text>'
+    )
+    axis = f'<line class="axis" x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}"/>'
+    svg = (
+        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+        f"{axis}{''.join(bars)}{line}{labels}</svg>"
+    )
+    return Markup(svg)  # noqa: S704 - built from numbers and dates only, the title escaped
+
+
+LINE_WIDTH, LINE_HEIGHT = 380, 180
 LEFT, RIGHT, TOP, BOTTOM = 48, 96, 28, 30  # room for the y ticks, end labels, title, x ticks
 Point = tuple[float, float]
 
@@ -38,7 +77,7 @@ def render_chart(chart: Chart) -> Markup:
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
     y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    plot_w, plot_h = LINE_WIDTH - LEFT - RIGHT, LINE_HEIGHT - TOP - BOTTOM
 
     def at(x: float, y: float) -> str:
         px = LEFT + (x - x0) / (x1 - x0) * plot_w
@@ -46,16 +85,16 @@ def render_chart(chart: Chart) -> Markup:
         return f"{px:.1f},{py:.1f}"
 
     parts = [
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'<svg class="line-chart" viewBox="0 0 {LINE_WIDTH} {LINE_HEIGHT}" role="img" '
         f'aria-label="{escape(chart.title)}" xmlns="http://www.w3.org/2000/svg">',
         f'<text class="chart-title" x="{LEFT}" y="16">{escape(chart.title)}</text>',
         f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}"/>',
         f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}"/>',
         f'<text class="tick" x="{LEFT - 4}" y="{TOP + 4}" text-anchor="end">{_fmt(y1)}</text>',
         f'<text class="tick" x="{LEFT - 4}" y="{TOP + plot_h}" text-anchor="end">{_fmt(y0)}</text>',
-        f'<text class="tick" x="{LEFT}" y="{HEIGHT - 8}">{_fmt(x0)}</text>',
-        f'<text class="tick" x="{LEFT + plot_w}" y="{HEIGHT - 8}" text-anchor="end">{_fmt(x1)}</text>',
-        f'<text class="tick" x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle">'
+        f'<text class="tick" x="{LEFT}" y="{LINE_HEIGHT - 8}">{_fmt(x0)}</text>',
+        f'<text class="tick" x="{LEFT + plot_w}" y="{LINE_HEIGHT - 8}" text-anchor="end">{_fmt(x1)}</text>',
+        f'<text class="tick" x="{LEFT + plot_w / 2}" y="{LINE_HEIGHT - 8}" text-anchor="middle">'
         f"{escape(chart.x_label)}</text>",
     ]
     for n, (name, line) in enumerate(chart.lines.items()):

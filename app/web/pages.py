@@ -10,7 +10,7 @@ from starlette.datastructures import FormData
 
 from app.db import SessionDep
 from app.errors import NotFound
-from app.models import Campaign
+from app.models import Campaign, User
 from app.services.auth import authenticate
 from app.web.auth import (
     CsrfDep,
@@ -41,22 +41,27 @@ def safe_next(target: str) -> str:
     return target if ok else "/rate"
 
 
+def landing(user: User) -> str:
+    """Where a user starts: admins on the console, raters on their queue."""
+    return "/admin" if user.is_admin else "/rate"
+
+
 @router.get("/")
 def home(user: CurrentUser) -> RedirectResponse:
-    """Raters go to their queue; everyone else to the login."""
-    return RedirectResponse("/rate" if user else "/login", status_code=303)
+    """Admins go to the console, raters to their queue; everyone else to the login."""
+    return RedirectResponse(landing(user) if user else "/login", status_code=303)
 
 
 @router.get("/login")
-def login_page(request: Request, user: CurrentUser, next: str = "/rate") -> Response:
+def login_page(request: Request, user: CurrentUser, next: str = "") -> Response:
     """The login form (a logged-in user goes straight on)."""
     if user is not None:
-        return RedirectResponse(safe_next(next), status_code=303)
+        return RedirectResponse(safe_next(next) if next else landing(user), status_code=303)
     web: WebSession = request.state.web_session
     response = render(
         request,
         "login.html",
-        {"user": None, "title": "Log in", "error": "", "email": "", "next": safe_next(next)},
+        {"user": None, "title": "Log in", "error": "", "email": "", "next": safe_next(next) if next else ""},
     )
     if web.fresh:
         write_session(request, response, web)
@@ -67,7 +72,7 @@ def login_page(request: Request, user: CurrentUser, next: str = "/rate") -> Resp
 def login(request: Request, session: SessionDep, form: FormDep) -> Response:
     """Check the password; count a failure (the account locks after too many)."""
     outcome = authenticate(session, email=text(form, "email"), password=text(form, "password"))
-    target = safe_next(text(form, "next"))
+    target = safe_next(text(form, "next")) if text(form, "next") else ""
     if outcome.user is None:
         return render(
             request,
@@ -81,7 +86,7 @@ def login(request: Request, session: SessionDep, form: FormDep) -> Response:
             },
             status_code=401,
         )
-    response = RedirectResponse(target, status_code=303)
+    response = RedirectResponse(target or landing(outcome.user), status_code=303)
     write_session(request, response, logged_in_session(outcome.user))
     return response
 

@@ -194,6 +194,7 @@ def test_fast_pairwise_lines_parse_to_the_same_rows(texts, margin, tie, round_id
         "margin": margin, "tie": tie, "comparison_id": 1, "judgment_id": 2, "rater": "r-1",
         "campaign": 'a "quoted" campaign', "round": round_id, "is_gold": False, "weight": 1.0,
         "chosen_flags": flags, "rejected_flags": [],
+        "chosen_confirmed_unsafe": False, "rejected_confirmed_unsafe": tie,
     }  # fmt: skip
     assert json.loads(b"".join(jsonl_chunks([row]))) == row
     assert set(row) == set(PairwiseRecord.model_fields)

@@ -82,9 +82,9 @@ def test_the_round_page_draws_its_charts_and_follows_a_running_round(
     page = browser.new_page(viewport=DESKTOP)
     _login(page, live_server, email)
     page.goto(f"{live_server}/admin/rounds/{round_id}")
-    assert page.locator("svg.chart").count() == 5
-    assert page.locator("svg.chart polyline").count() == 6
-    box = page.locator("svg.chart").first.bounding_box()
+    assert page.locator("svg.line-chart").count() == 5
+    assert page.locator("svg.line-chart polyline").count() == 6
+    box = page.locator("svg.line-chart").first.bounding_box()
     assert box is not None and box["width"] > 300  # drawn at a readable size
     page.locator("details summary").first.click()
     assert "python -m trainer snapshot" in page.inner_text("pre.log >> nth=0")
