@@ -70,8 +70,8 @@ def _reason(log: Path, code: int) -> str:
 
 def run_trainer(
     args: list[str], *, log: Path, lost: threading.Event, cancel_check: float = 1.0
-) -> None:
-    """Run one trainer command to completion, its output appended to `log`.
+) -> float:
+    """Run one trainer command to completion, its output appended to `log`; its wall seconds.
 
     Raises StepFailed on a nonzero exit, LeaseLost (after killing it) when the lease is lost.
     """
@@ -83,6 +83,7 @@ def run_trainer(
     with log.open("ab") as out:
         out.write(f"$ python -m trainer {' '.join(args)}\n".encode())
         out.flush()
+        started = time.perf_counter()
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
             trainer_command(args), stdout=out, stderr=subprocess.STDOUT, env=env,
             cwd=str(REPO_ROOT), preexec_fn=_die_with_parent,
@@ -95,3 +96,4 @@ def run_trainer(
             time.sleep(cancel_check)
     if proc.returncode != 0:
         raise StepFailed(_reason(log, proc.returncode))
+    return time.perf_counter() - started

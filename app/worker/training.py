@@ -58,8 +58,9 @@ def _place(ctx: RoundContext, step: str) -> Path:
     return final
 
 
-def _run(ctx: RoundContext, step: str, args: list[str]) -> None:
-    run_trainer([*args, "--no-progress"], log=ctx.log_path(step), lost=ctx.lease.lost)
+def _run(ctx: RoundContext, step: str, args: list[str]) -> float:
+    """Run the trainer for `step`; its wall seconds (bench/round.py counts the rest as overhead)."""
+    return run_trainer([*args, "--no-progress"], log=ctx.log_path(step), lost=ctx.lease.lost)
 
 
 def _current(ctx: RoundContext, kind: str) -> dict[str, Any]:
@@ -76,7 +77,7 @@ def reward(ctx: RoundContext) -> StepResult:
     out, start = _start(ctx, "reward", _current(ctx, "reward"))
     has_eval = (data / "eval.jsonl").stat().st_size > 0
     evaluation = ["--eval-data", str(data / "eval.jsonl")] if has_eval else ["--eval-fraction", "0"]
-    _run(ctx, "reward", [
+    seconds = _run(ctx, "reward", [
         "reward", "--model", start["from"], "--out", str(out), "--data", str(data / "train.jsonl"),
         *evaluation, "--epochs", str(cfg.reward_epochs), "--lr", str(cfg.reward_lr),
         "--batch-size", str(cfg.reward_batch_size), "--seed", str(cfg.seed),
@@ -97,7 +98,7 @@ def reward(ctx: RoundContext) -> StepResult:
     path = _place(ctx, "reward")
     keep = ("eval_accuracy", "eval_loss", "eval_gold_accuracy", "train_comparisons",
             "eval_comparisons", "train_seconds")  # fmt: skip
-    return StepResult({**start, "path": str(path), **verdict,
+    return StepResult({**start, "path": str(path), **verdict, "trainer_seconds": seconds,
                        **{k: trained.get(k) for k in keep}, "history": history})  # fmt: skip
 
 
@@ -126,13 +127,13 @@ def policy(ctx: RoundContext) -> StepResult:
                 "--max-new-tokens", str(cfg.max_new_tokens)]  # fmt: skip
         if ctx.method == "rloo":
             args += ["--k", str(cfg.rollouts_per_prompt)]
-    _run(ctx, "policy", args)
+    seconds = _run(ctx, "policy", args)
     summary = json.loads((out / "metrics.json").read_text())
     series = _series(out)
     final = _place(ctx, "policy")
     return StepResult({**start, "path": str(final / "policy"), "method": ctx.method,
                        "steps": summary.get("steps"), "last": summary.get("last", {}),
-                       "series": series})  # fmt: skip
+                       "series": series, "trainer_seconds": seconds})  # fmt: skip
 
 
 def _gate_reasons(m: dict[str, Any], ctx: RoundContext) -> list[str]:
@@ -157,7 +158,7 @@ def gate(ctx: RoundContext) -> StepResult:
     """The new policy against the current one on held-out prompts, under the admin's thresholds."""
     cfg, data = ctx.config, ctx.path("snapshot")
     out, _ = _start(ctx, "gate", {"current": ctx.outputs["policy"]["from"]})
-    _run(ctx, "gate", [
+    seconds = _run(ctx, "gate", [
         "policy-compare", "--model", ctx.outputs["policy"]["path"],
         "--current", ctx.outputs["policy"]["from"], "--prompts", str(data / "heldout_prompts.jsonl"),
         "--reward-model", ctx.outputs["reward"]["path"], "--unsafe", str(data / "unsafe.jsonl"),
@@ -168,7 +169,9 @@ def gate(ctx: RoundContext) -> StepResult:
     _place(ctx, "gate")
     if reasons:
         ctx.note("gate", "kept, not published: " + "; ".join(reasons))
-    return StepResult({**measured, "passed": not reasons, "reasons": reasons})
+    return StepResult(
+        {**measured, "passed": not reasons, "reasons": reasons, "trainer_seconds": seconds}
+    )
 
 
 def policy_name(ctx: RoundContext) -> str:
@@ -182,7 +185,7 @@ def generate(ctx: RoundContext) -> StepResult:
         return StepResult({"reason": "the gate kept the policy back"}, skipped=True)
     cfg = ctx.config
     out, _ = _start(ctx, "generate", {"policy": ctx.outputs["policy"]["path"]})
-    _run(ctx, "generate", [
+    seconds = _run(ctx, "generate", [
         "generate-scored", "--model", ctx.outputs["policy"]["path"],
         "--reward-model", ctx.outputs["reward"]["path"], "--scores-out", str(out / "scores.jsonl"),
         "--prompts", str(ctx.path("snapshot") / "generate_prompts.jsonl"),
@@ -193,5 +196,5 @@ def generate(ctx: RoundContext) -> StepResult:
     final = _place(ctx, "generate")
     lines = (final / "responses.jsonl").read_text().splitlines()
     return StepResult({"path": str(final / "responses.jsonl"), "prompts": len(lines),
-                       "scores": str(final / "scores.jsonl"),
+                       "scores": str(final / "scores.jsonl"), "trainer_seconds": seconds,
                        "k": cfg.responses_per_prompt})  # fmt: skip
