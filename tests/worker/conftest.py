@@ -42,3 +42,14 @@ def start_worker(env: dict[str, str], log: Path, *, until_idle: bool = True, nam
         args.append("--until-idle")
     with log.open("ab") as out:
         return subprocess.Popen(args, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture(autouse=True)
+def _artifacts_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Rounds run in this process write their artifacts under the test's tmp_path."""
+    from app.config import get_settings
+
+    monkeypatch.setenv("PREFLOOP_MODEL_DIR", str(tmp_path / "artifacts"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
