@@ -106,3 +106,21 @@ def test_a_step_that_raises_fails_the_round_with_its_reason(committed_engine: En
         step = session.scalar(select(RoundStep).where(RoundStep.round_id == round_id, RoundStep.name == "policy"))
         assert step.status == "failed" and "Traceback" in step.log_tail and "NaN" in step.log_tail
     assert _statuses(committed_engine, round_id)[3:] == ["skipped"] * 3
+
+
+def test_the_worker_reconnects_when_the_database_drops_its_connections(committed_engine: Engine, round_id: int) -> None:
+    from sqlalchemy import create_engine, text
+
+    def drop_every_connection(name: str, ctx: RoundContext) -> None:
+        if name == "reward":  # as a PostgreSQL restart would: every session of the database ends
+            killer = create_engine(committed_engine.url.render_as_string(hide_password=False))
+            with killer.connect() as conn:
+                killed = conn.execute(text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+            killer.dispose()
+            assert killed >= 1  # the worker's pooled connections
+
+    calls: list[str] = []
+    assert work_once(get_sessionmaker(), "w", _steps(calls, drop_every_connection)) == "succeeded"
+    assert calls == list(STEP_NAMES) and _statuses(committed_engine, round_id) == ["succeeded"] * 6
