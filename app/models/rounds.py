@@ -59,9 +59,7 @@ class TrainingRound(CreatedAt, Base):
     finished_at: Mapped[datetime | None]
     # Set by an admin; the worker stops at the next step boundary.
     cancel_requested: Mapped[bool] = mapped_column(default=False)
-    schedule_id: Mapped[int | None] = mapped_column(
-        ForeignKey("schedules.id", ondelete="SET NULL")
-    )
+    schedule_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id", ondelete="SET NULL"))
     # What fired it: "admin", "api", "cron:<due time>" or "judgments:<last judgment id>".
     trigger: Mapped[str] = mapped_column(String(64), default="admin")
 

@@ -174,7 +174,9 @@ def next_assignment(
             campaign = session.get_one(Campaign, comparison.campaign_id)
             # Counted again under the lock: the candidate query's count may predate a commit.
             if active_count(session, comparison_id=comparison.id, now=now) < campaign.overlap:
-                held = timedelta(minutes=campaign.lease_minutes) if campaign.lease_minutes else lease
+                held = (
+                    timedelta(minutes=campaign.lease_minutes) if campaign.lease_minutes else lease
+                )
                 return _place(session, rater, comparison, now, held, rng)
         if _candidate(session, rater, now, draw, tried, lock=False) is None:
             return None

@@ -65,8 +65,9 @@ def _dense_ranks(shown: list[int], given: dict[int, int]) -> list[int]:
         raise ValidationFailed("a response that was not shown was ranked", field="ranks")
     missing = [letter(i) for i in range(len(shown)) if i not in given]
     if missing:
-        raise ValidationFailed(f"give every response a rank: {', '.join(missing)} has none",
-                               field="ranks")
+        raise ValidationFailed(
+            f"give every response a rank: {', '.join(missing)} has none", field="ranks"
+        )
     if any(not 1 <= r <= len(shown) for r in given.values()):
         raise ValidationFailed(f"ranks go from 1 (best) to {len(shown)}", field="ranks")
     levels = sorted(set(given.values()))
@@ -252,4 +253,3 @@ def live_judgments(session: Session, *, rater: User, limit: int = 100) -> list[J
         .limit(limit)
     )
     return list(session.scalars(stmt))
-

@@ -25,7 +25,13 @@ class RoundConfig(BaseModel):
     eval_fraction: float = Field(
         0.2, ge=0, le=0.5, description="Share of prompts held out (reward eval and the gate)."
     )
-    reward_epochs: int = Field(3, ge=1, le=100, description="Reward model passes over the data.")
+    reward_epochs: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="Reward model passes over the data (empty: the trainer sizes the budget "
+        "from the data, stopping early on the held-out loss).",
+    )
     reward_lr: float = Field(5e-5, gt=0, le=1, description="Reward model learning rate.")
     reward_batch_size: int = Field(8, ge=1, le=512, description="Comparisons per reward batch.")
     require_learned: bool = Field(

@@ -27,7 +27,9 @@ FORM_FIELDS = (
 def form_defaults() -> list[tuple[str, str, Any]]:
     """(field, help text, default) of the queue form's fields, from RoundConfig itself."""
     fields = RoundConfig.model_fields
-    return [(name, fields[name].description or name, fields[name].default) for name in FORM_FIELDS]
+    defaults = {name: fields[name].default for name in FORM_FIELDS}
+    return [(name, fields[name].description or name, "" if defaults[name] is None else defaults[name])
+            for name in FORM_FIELDS]  # fmt: skip
 
 
 def duration(start: datetime | None, end: datetime | None) -> str:

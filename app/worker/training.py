@@ -79,7 +79,8 @@ def reward(ctx: RoundContext) -> StepResult:
     evaluation = ["--eval-data", str(data / "eval.jsonl")] if has_eval else ["--eval-fraction", "0"]
     seconds = _run(ctx, "reward", [
         "reward", "--model", start["from"], "--out", str(out), "--data", str(data / "train.jsonl"),
-        *evaluation, "--epochs", str(cfg.reward_epochs), "--lr", str(cfg.reward_lr),
+        *evaluation, *(["--epochs", str(cfg.reward_epochs)] if cfg.reward_epochs else []),
+        "--lr", str(cfg.reward_lr),
         "--batch-size", str(cfg.reward_batch_size), "--seed", str(cfg.seed),
     ])  # fmt: skip
     trained = json.loads((out / "metrics.json").read_text())

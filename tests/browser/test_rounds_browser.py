@@ -38,7 +38,7 @@ def test_an_admin_queues_schedules_pauses_and_cancels_in_the_browser(
     with Session(committed_engine) as session:
         queued = session.scalar(select(TrainingRound))
         assert (queued.campaign_id, queued.method, queued.config) == (campaign_id, "ppo", {
-            "policy_steps": 5, "reward_epochs": 3, "kl_coef": 0.05, "responses_per_prompt": 2,
+            "policy_steps": 5, "kl_coef": 0.05, "responses_per_prompt": 2,
             "generate_prompts": 50})
 
     page.goto(live_server + "/admin/rounds")
