@@ -11,11 +11,19 @@ from sqlalchemy.orm import Session
 from app.models import ModelVersion, RoundStep, Schedule, TrainingRound
 from app.models.rounds import STEP_NAMES
 from app.services.rounds import queue_round
-from tests.browser.test_rate_browser import _login
-from tests.factories import make_campaign, make_user
+from tests.factories import PASSWORD, make_campaign, make_user
 
 pytestmark = pytest.mark.browser
 DESKTOP = {"width": 1280, "height": 900}
+
+
+def _login(page, server: str, email: str) -> None:
+    """Log in through the form; an admin lands on the console."""
+    page.goto(server + "/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/admin**")
 
 
 def _admin_and_campaign(engine: Engine) -> tuple[str, int]:
