@@ -94,3 +94,15 @@ def diff_views(texts: list[str]) -> list[Markup | None]:
     if len(texts) < 2:
         return [None for _ in texts]
     return [word_diff(t, texts[1] if i == 0 else texts[0]) for i, t in enumerate(texts)]
+
+
+@lru_cache(maxsize=512)
+def diff_views_cached(texts: tuple[str, ...]) -> tuple[Markup | None, ...]:
+    """`diff_views`, computed once per set of texts in this process (the texts never change)."""
+    return tuple(diff_views(list(texts)))
+
+
+@lru_cache(maxsize=256)
+def render_markdown_cached(text: str) -> Markup:
+    """`render_markdown` for texts shown again and again (a campaign's guidelines)."""
+    return render_markdown(text)

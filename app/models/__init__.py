@@ -2,7 +2,14 @@
 
 from app.models.audit import AuditEvent
 from app.models.base import Base, utcnow
-from app.models.campaigns import Campaign, Comparison, ComparisonItem, Prompt, Response
+from app.models.campaigns import (
+    Campaign,
+    CampaignTally,
+    Comparison,
+    ComparisonItem,
+    Prompt,
+    Response,
+)
 from app.models.rating import Assignment, Judgment
 from app.models.review import SafetyReview
 from app.models.rounds import ModelVersion, RoundStep, Schedule, TrainingRound
@@ -14,6 +21,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Campaign",
+    "CampaignTally",
     "Comparison",
     "ComparisonItem",
     "Invite",

@@ -14,7 +14,7 @@ from app.web.auth import CsrfDep, RaterDep
 from app.web.forms import integer, judgment_input, text
 from app.web.pages import FormDep
 from app.web.templating import is_htmx, render
-from app.web.views import rate_context
+from app.web.views import diff_context, rate_context
 
 router = APIRouter()
 
@@ -28,6 +28,9 @@ def _next(request: Request, session: Session, rater: User) -> Response:
 
 def _workspace(request: Request, session: Session, rater: User) -> Response:
     assignment = next_assignment(session, rater=rater)
+    # Commit the claim (and the judgment before it) now: no row lock is held while the page is
+    # built and rendered. What follows only reads (and may store a missing rendering).
+    session.commit()
     context = rate_context(session, rater=rater, assignment=assignment)
     return render(request, "rate/page.html", context, block="workspace")
 
@@ -61,3 +64,10 @@ def skip(request: Request, session: SessionDep, rater: RaterDep, form: FormDep) 
         note=text(form, "skip_note")[:150],
     )
     return _next(request, session, rater)
+
+
+@router.get("/rate/diff/{assignment_id}")
+def diff(request: Request, session: SessionDep, rater: RaterDep, assignment_id: int) -> Response:
+    """The word differences of the rater's comparison, swapped into each response (on request)."""
+    context = diff_context(session, rater=rater, assignment_id=assignment_id)
+    return render(request, "rate/diff.html", context)

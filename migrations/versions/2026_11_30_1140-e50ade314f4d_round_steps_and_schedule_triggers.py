@@ -1,7 +1,7 @@
 """Round steps, schedule triggers (fire once), cancel requests, unpublished model versions.
 
 Revision ID: e50ade314f4d
-Revises: 0065a49cf4a4
+Revises: 5357ed447a48
 Create Date: 2026-11-30 11:40:38.718132+00:00
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import app.models.base
 
 revision: str = "e50ade314f4d"
-down_revision: str | None = "0065a49cf4a4"
+down_revision: str | None = "5357ed447a48"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

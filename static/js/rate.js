@@ -57,6 +57,8 @@
     const box = document.getElementById("toggle-diff");
     if (!box) return;
     if (force === undefined) box.checked = !box.checked;
+    // The differences are computed on request: the first time, ask the server for them.
+    if (box.checked) box.dispatchEvent(new Event("load-diff"));
     workspace().classList.toggle("show-diff", box.checked);
   }
 

@@ -189,3 +189,20 @@ def test_gold_comparisons_look_like_any_other(client: TestClient, db: Session) -
     _rater(client, db)
     html = client.get("/rate", headers=HTML).text
     assert 'id="response-A"' in html and "gold" not in html.lower()
+
+
+def test_differences_come_on_request_for_the_raters_own_comparison_only(
+    client: TestClient, db: Session
+) -> None:
+    campaign = make_campaign(db)
+    add_comparison(db, campaign, ["Take aspirin <b>now</b> and call 911.", "Take aspirin and rest."])
+    _rater(client, db)
+    page = client.get("/rate", headers=HTML).text
+    assert "<mark>" not in page  # the page no longer pays for a diff nobody asked for
+    assignment_id = form_of(page)["assignment_id"]
+    diff = client.get(f"/rate/diff/{assignment_id}", headers=HX)
+    assert diff.status_code == 200
+    assert diff.text.count('hx-swap-oob="true"') == 2 and "<mark>" in diff.text
+    assert "<b>" not in diff.text and "&lt;b&gt;" in diff.text  # escaped, never markup
+    _rater(client, db)  # someone else
+    assert client.get(f"/rate/diff/{assignment_id}", headers=HX).status_code == 404
