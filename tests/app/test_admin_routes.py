@@ -19,7 +19,7 @@ from tests.factories import make_user
 
 PUBLIC = {"/", "/login", "/logout", "/healthz", "/readyz", "/docs", "/openapi.json",
           "/invite/{token}"}  # fmt: skip
-RATER = {"/rate", "/rate/submit", "/rate/skip", "/history", "/history/{judgment_id}/correct",
+RATER = {"/rate", "/rate/submit", "/rate/skip", "/rate/diff/{assignment_id}", "/history", "/history/{judgment_id}/correct",
          "/guidelines/{campaign_id}"}  # fmt: skip
 
 
