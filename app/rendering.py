@@ -15,8 +15,31 @@ from markupsafe import Markup, escape
 
 # Only what clinical answers need; no images (a src is a request to anywhere), no raw HTML.
 _TAGS = {
-    "p", "br", "hr", "strong", "em", "code", "pre", "blockquote", "ul", "ol", "li",
-    "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "a", "del",
+    "p",
+    "br",
+    "hr",
+    "strong",
+    "em",
+    "code",
+    "pre",
+    "blockquote",
+    "ul",
+    "ol",
+    "li",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "a",
+    "del",
 }
 _ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "th": {"align"}, "td": {"align"}}
 _SCHEMES = {"http", "https", "mailto"}
@@ -34,7 +57,9 @@ _BLANK_LINES = re.compile(r"\n\s*\n+")
 @lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
     # html=False: raw HTML in a response is shown as text, never parsed as markup.
-    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(["table", "strikethrough"])
+    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(
+        ["table", "strikethrough"]
+    )
 
 
 def render_markdown(text: str) -> Markup:
@@ -85,7 +110,9 @@ def _mark(tokens: list[str], changed: set[int]) -> Markup:
     out = []
     for i, token in enumerate(tokens):
         piece = escape(token)
-        out.append(Markup("<mark>{}</mark>").format(piece) if i in changed and token.strip() else piece)
+        out.append(
+            Markup("<mark>{}</mark>").format(piece) if i in changed and token.strip() else piece
+        )
     return Markup("").join(out)
 
 

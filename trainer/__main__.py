@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "trainer.rloo",
     "trainer.dpo",
     "trainer.generate",
+    "trainer.compare",
 )
 
 

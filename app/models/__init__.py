@@ -12,7 +12,7 @@ from app.models.campaigns import (
 )
 from app.models.rating import Assignment, Judgment
 from app.models.review import SafetyReview
-from app.models.rounds import ModelVersion, Schedule, TrainingRound
+from app.models.rounds import ModelVersion, RoundStep, Schedule, TrainingRound
 from app.models.users import ApiToken, Invite, LoginThrottle, User
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "ModelVersion",
     "Prompt",
     "Response",
+    "RoundStep",
     "SafetyReview",
     "Schedule",
     "TrainingRound",

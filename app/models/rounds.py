@@ -1,17 +1,25 @@
-"""The loop's bookkeeping: training rounds, their schedules and the model versions they make."""
+"""The loop's bookkeeping: training rounds, their steps, schedules and the model versions they make."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, CreatedAt
 
 ROUND_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 MODEL_KINDS = ("policy", "reward", "sft", "reference")
+# The pipeline of one round, in order; a takeover resumes after the last succeeded step.
+STEP_NAMES = ("snapshot", "reward", "policy", "gate", "generate", "publish")
+STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    """A CHECK constraint's SQL that keeps `column` within `values` (one fact: the tuple)."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class TrainingRound(CreatedAt, Base):
@@ -27,6 +35,8 @@ class TrainingRound(CreatedAt, Base):
         CheckConstraint("progress >= 0 AND progress <= 1", name="progress_fraction"),
         CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
         Index("ix_training_rounds_status_created", "status", "created_at"),
+        # A schedule fires once per due time (cron) or judgment threshold, whoever evaluates it.
+        UniqueConstraint("schedule_id", "trigger"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -47,6 +57,33 @@ class TrainingRound(CreatedAt, Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # Set by an admin; the worker stops at the next step boundary.
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    schedule_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id", ondelete="SET NULL"))
+    # What fired it: "admin", "api", "cron:<due time>" or "judgments:<last judgment id>".
+    trigger: Mapped[str] = mapped_column(String(64), default="admin")
+
+
+class RoundStep(Base):
+    """One recorded step of a round: status, start and end, metrics and the tail of its log."""
+
+    __tablename__ = "round_steps"
+    __table_args__ = (
+        UniqueConstraint("round_id", "name"),
+        CheckConstraint(_in("name", STEP_NAMES), name="name_known"),
+        CheckConstraint(_in("status", STEP_STATUSES), name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("training_rounds.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    log_tail: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class Schedule(CreatedAt, Base):
@@ -69,6 +106,7 @@ class Schedule(CreatedAt, Base):
     active: Mapped[bool] = mapped_column(default=True)
     last_fired_at: Mapped[datetime | None]
     last_judgment_id: Mapped[int | None]
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class ModelVersion(CreatedAt, Base):
@@ -90,3 +128,5 @@ class ModelVersion(CreatedAt, Base):
     )
     path: Mapped[str] = mapped_column(String(1000))
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # False for a policy the gate kept back: registered (its files are complete) but never served.
+    published: Mapped[bool] = mapped_column(default=True)

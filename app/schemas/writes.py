@@ -85,7 +85,10 @@ class RoundIn(BaseModel):
 
     campaign_id: int | None = Field(None, ge=1, le=2**31 - 1, strict=True)
     method: Literal["rloo", "ppo", "dpo"] = "rloo"
-    config: dict[str, Any] = Field(default_factory=dict, description="Overrides for the trainer.")
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Hyperparameters (RoundConfig fields); unknown keys are refused.",
+    )
 
     @model_validator(mode="after")
     def _no_nul(self) -> RoundIn:

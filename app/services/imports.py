@@ -166,7 +166,9 @@ def write_comparisons(
             session.execute(insert(ComparisonItem), items)
     return [
         Written(cid, pid, [rids[i] for i in order], order)
-        for cid, pid, rids, order in zip(comparison_ids, prompt_ids, response_ids, orders, strict=True)
+        for cid, pid, rids, order in zip(
+            comparison_ids, prompt_ids, response_ids, orders, strict=True
+        )
     ]
 
 
@@ -208,7 +210,9 @@ def parse_import_csv(lines: Iterable[str]) -> list[ImportRecord]:
 
     reader = csv.DictReader(lines)
     if reader.fieldnames is None or "prompt" not in reader.fieldnames:
-        raise ImportRejected([(1, "the header must name a 'prompt' column and response_1, response_2, ...")])
+        raise ImportRejected(
+            [(1, "the header must name a 'prompt' column and response_1, response_2, ...")]
+        )
 
     def numbered() -> Iterable[tuple[int, str]]:
         for row in reader:
@@ -236,5 +240,7 @@ def _csv_record(row: dict[str, str | None]) -> dict[str, Any]:
         try:
             record["gold_ranks"] = [int(x) for x in gold.split(",")]
         except ValueError:
-            raise ValueError("gold_ranks: give ranks as numbers separated by commas, e.g. 0,1") from None
+            raise ValueError(
+                "gold_ranks: give ranks as numbers separated by commas, e.g. 0,1"
+            ) from None
     return record

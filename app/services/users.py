@@ -261,7 +261,9 @@ def update_user(
     return user
 
 
-def set_active(session: Session, *, user_id: int, active: bool, actor_id: int | None = None) -> User:
+def set_active(
+    session: Session, *, user_id: int, active: bool, actor_id: int | None = None
+) -> User:
     """Deactivate (their judgments stay, they can no longer log in) or reactivate a user."""
     user = get_user(session, user_id=user_id)
     if is_external(user):

@@ -1,7 +1,9 @@
-"""Charts as server-rendered SVG (no script, no CDN): bars for counts, a line for a rate."""
+"""Charts as server-rendered SVG (no script, no CDN): daily bars for the console, labelled lines for rounds."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from markupsafe import Markup, escape
@@ -42,3 +44,68 @@ def daily_chart(days: list[tuple[date, int, float | None]], *, title: str) -> Ma
         f"{axis}{''.join(bars)}{line}{labels}</svg>"
     )
     return Markup(svg)  # noqa: S704 - built from numbers and dates only, the title escaped
+
+
+LINE_WIDTH, LINE_HEIGHT = 380, 180
+LEFT, RIGHT, TOP, BOTTOM = 48, 96, 28, 30  # room for the y ticks, end labels, title, x ticks
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One chart: a title (what it shows), the x axis name, and named lines of (x, y) points."""
+
+    title: str
+    x_label: str
+    lines: dict[str, Sequence[Point]]
+
+    @property
+    def empty(self) -> bool:
+        """True when no line has a point."""
+        return not any(self.lines.values())
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def render_chart(chart: Chart) -> Markup:
+    """The chart as an accessible inline SVG (role=img, its title as the label)."""
+    points = [p for line in chart.lines.values() for p in line]
+    if not points:
+        return Markup('<p class="muted">{}: no data yet.</p>').format(chart.title)
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
+    plot_w, plot_h = LINE_WIDTH - LEFT - RIGHT, LINE_HEIGHT - TOP - BOTTOM
+
+    def at(x: float, y: float) -> str:
+        px = LEFT + (x - x0) / (x1 - x0) * plot_w
+        py = TOP + plot_h - (y - y0) / (y1 - y0) * plot_h
+        return f"{px:.1f},{py:.1f}"
+
+    parts = [
+        f'<svg class="line-chart" viewBox="0 0 {LINE_WIDTH} {LINE_HEIGHT}" role="img" '
+        f'aria-label="{escape(chart.title)}" xmlns="http://www.w3.org/2000/svg">',
+        f'<text class="chart-title" x="{LEFT}" y="16">{escape(chart.title)}</text>',
+        f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}"/>',
+        f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}"/>',
+        f'<text class="tick" x="{LEFT - 4}" y="{TOP + 4}" text-anchor="end">{_fmt(y1)}</text>',
+        f'<text class="tick" x="{LEFT - 4}" y="{TOP + plot_h}" text-anchor="end">{_fmt(y0)}</text>',
+        f'<text class="tick" x="{LEFT}" y="{LINE_HEIGHT - 8}">{_fmt(x0)}</text>',
+        f'<text class="tick" x="{LEFT + plot_w}" y="{LINE_HEIGHT - 8}" text-anchor="end">{_fmt(x1)}</text>',
+        f'<text class="tick" x="{LEFT + plot_w / 2}" y="{LINE_HEIGHT - 8}" text-anchor="middle">'
+        f"{escape(chart.x_label)}</text>",
+    ]
+    for n, (name, line) in enumerate(chart.lines.items()):
+        if not line:
+            continue
+        coords = " ".join(at(x, y) for x, y in line)
+        parts.append(f'<polyline class="series s{n % 4}" fill="none" points="{coords}"/>')
+        end_x, end_y = (float(v) for v in at(*line[-1]).split(","))
+        parts.append(
+            f'<text class="end-label s{n % 4}" x="{end_x + 4:.1f}" y="{end_y + 4:.1f}">'
+            f"{escape(name)} {_fmt(line[-1][1])}</text>"
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - every interpolated text is escaped above

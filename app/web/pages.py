@@ -64,7 +64,13 @@ def login_page(request: Request, user: CurrentUser, next: str = "") -> Response:
     response = render(
         request,
         "login.html",
-        {"user": None, "title": "Log in", "error": "", "email": "", "next": safe_next(next) if next else ""},
+        {
+            "user": None,
+            "title": "Log in",
+            "error": "",
+            "email": "",
+            "next": safe_next(next) if next else "",
+        },
     )
     if web.fresh:
         write_session(request, response, web)

@@ -193,12 +193,13 @@ def test_queue_a_round_with_a_write_token(client, db):
     token, plaintext = make_token(db, scope="write")
     response = client.post(
         "/api/v1/rounds",
-        json={"campaign_id": campaign.id, "method": "ppo", "config": {"k": 4}},
+        json={"campaign_id": campaign.id, "method": "ppo", "config": {"responses_per_prompt": 4}},
         headers=_auth(plaintext),
     )
     assert response.status_code == 201, response.text
     body = response.json()
-    assert (body["status"], body["method"], body["config"]) == ("queued", "ppo", {"k": 4})
+    assert (body["status"], body["method"], body["config"]) == (
+        "queued", "ppo", {"responses_per_prompt": 4})
     stored = db.get(TrainingRound, body["id"])
     assert stored is not None and stored.created_by_id == token.user_id
     listed = client.get(
@@ -207,6 +208,8 @@ def test_queue_a_round_with_a_write_token(client, db):
     assert [r["id"] for r in listed["items"]] == [body["id"]]
     bad = client.post("/api/v1/rounds", json={"method": "sgd"}, headers=_auth(plaintext))
     assert (bad.status_code, bad.json()["field"]) == (422, "method")
+    typo = client.post("/api/v1/rounds", json={"config": {"k": 4}}, headers=_auth(plaintext))
+    assert (typo.status_code, typo.json()["field"]) == (422, "k")
     assert (
         client.post(
             "/api/v1/rounds", json={"campaign_id": 987654}, headers=_auth(plaintext)

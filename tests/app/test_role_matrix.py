@@ -23,6 +23,7 @@ from app.models import User
 from app.schemas.common import MAX_ID
 from app.services.assignment import next_assignment, skip_assignment
 from app.services.rounds import queue_round
+from app.services.schedules import create_schedule
 from app.web.auth import COOKIE, _serializer
 from tests.factories import make_campaign, make_comparisons, make_judgment, make_token, make_user
 
@@ -145,6 +146,8 @@ def world(db: Session) -> World:
         "campaign_id": campaign.id, "judgment_id": judgment.id, "assignment_id": assignment.id,
         "user_id": make_user(db).id, "token_id": make_token(db)[0].id, "comparison_id": judged.id,
         "response_id": judged.items[0].response_id, "token": "an-unknown-link-token",
+        "round_id": ids["rounds"],
+        "schedule_id": create_schedule(db, campaign_id=campaign.id, every_n_judgments=50).id,
     }
     return World(params, ids, users, csrf, tokens, assignment.id)
 

@@ -22,6 +22,7 @@ from app.models import Judgment, Prompt, Response
 from app.services.assignment import next_assignment, skip_assignment
 from app.services.imports import import_records
 from app.services.judgments import JudgmentInput, submit_judgment
+from app.services.rounds import queue_round
 from app.services.users import invite_user
 from tests.factories import PASSWORD, make_campaign, make_token, make_user
 from trainer.schema import ImportRecord, ImportResponse
@@ -77,7 +78,8 @@ def _plant(engine: Engine) -> dict[str, object]:
                 "judgment_id": judged.judgment.id, "assignment_id": current.id,
                 "user_id": invited.id, "token": link, "token_id": token.id,
                 "comparison_id": first.comparison_id,
-                "response_id": records_response_id(s, campaign.id)}
+                "response_id": records_response_id(s, campaign.id),
+                "round_id": queue_round(s, campaign_id=campaign.id).id}
 
 
 def records_response_id(s: Session, campaign_id: int) -> int:

@@ -1,0 +1,135 @@
+"""The loop end to end on PostgreSQL with tiny models on CPU: raters judge through the pages, a
+worker process trains and publishes, raters see the new responses, a second round learns from both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from app.main import create_app
+from app.models import (
+    Assignment,
+    Comparison,
+    Judgment,
+    ModelVersion,
+    Response,
+    RoundStep,
+    TrainingRound,
+)
+from app.services.imports import import_records
+from app.services.schedules import create_schedule
+from tests.app.test_auth import HTML, csrf_of, login
+from tests.app.test_rate import form_of
+from tests.factories import make_campaign, make_raters, make_user
+from tests.worker.conftest import start_worker
+from trainer.schema import ImportRecord, ImportResponse
+
+HX = {"HX-Request": "true"}
+PROMPTS = 12
+# Small and fast: tiny models, few steps, short responses; the reward model must still learn.
+CONFIG = {"reward_epochs": 8, "reward_lr": 1e-3, "reward_batch_size": 4, "policy_steps": 2,
+          "prompts_per_step": 2, "rollouts_per_prompt": 2, "max_new_tokens": 12,
+          "generate_prompts": 4, "eval_fraction": 0.25}
+GOOD, BAD = "doctor", "water"
+
+
+def seed_comparisons(session: Session, campaign) -> None:
+    """Pairs that differ in one word of the same length: raters prefer the one with GOOD."""
+    records = [
+        ImportRecord(external_id=f"q{n}", prompt=f"patient question {n} about the pain",
+                     responses=[ImportResponse(text=f"call the {GOOD} today about the pain {n}", model_version="seed-a"),
+                                ImportResponse(text=f"call the {BAD} today about the pain {n}", model_version="seed-b")])
+        for n in range(PROMPTS)
+    ]
+    import_records(session, campaign=campaign, records=records, seed=1)
+
+
+def _prefer(html: str) -> str:
+    """A simulated physician: the response saying GOOD more (and BAD less) is better."""
+    shown = [part.split("</article>")[0] for part in html.split('<article class="response card"')[1:]]
+    a, b = ((p.count(GOOD) - p.count(BAD)) for p in shown)
+    return "-2" if a >= b else "2"
+
+
+def rate_everything(client: TestClient) -> int:
+    """Judge every comparison the rater is offered, through the htmx form; how many."""
+    done, html = 0, client.get("/rate", headers=HTML).text
+    while "assignment_id" in html:
+        response = client.post("/rate/submit", headers=HX,
+                               data={**form_of(html), "scale": _prefer(html), "time_spent_ms": "900"})
+        assert response.status_code == 200, response.text
+        done, html = done + 1, response.text
+    return done
+
+
+def _run_worker(env, tmp_path: Path) -> None:
+    proc = start_worker(env, tmp_path / "worker.log")
+    assert proc.wait(timeout=600) == 0, (tmp_path / "worker.log").read_text()[-4000:]
+
+
+def test_raters_judge_a_worker_publishes_raters_see_it_and_round_two_learns_from_both(
+    committed_engine: Engine, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    with Session(committed_engine) as session, session.begin():
+        campaign = make_campaign(session, overlap=1)
+        campaign_id = campaign.id
+        seed_comparisons(session, campaign)
+        raters = [r.email for r in make_raters(session, 2)]
+        admin_email = make_user(session, role="admin").email
+    clients = [TestClient(create_app()) for _ in raters]
+    for client, email in zip(clients, raters, strict=True):
+        login(client, email)
+    assert sum(rate_everything(c) for c in clients) == PROMPTS
+
+    # Round 1: queued by an admin on the rounds page.
+    admin = TestClient(create_app())
+    login(admin, admin_email)
+    form = {"csrf_token": csrf_of(admin, "/admin/rounds"), "campaign_id": str(campaign_id),
+            "method": "rloo", **{k: str(v) for k, v in CONFIG.items()}}
+    queued = admin.post("/admin/rounds", data=form, headers=HTML, follow_redirects=False)
+    assert queued.status_code == 303, queued.text
+    _run_worker(worker_env, tmp_path)
+    with Session(committed_engine) as session:
+        first = session.get_one(TrainingRound, int(queued.headers["location"].rsplit("/", 1)[1]))
+        steps = session.scalars(select(RoundStep).where(RoundStep.round_id == first.id)).all()
+        assert first.status == "succeeded", (first.error, [(s.name, s.status, s.log_tail[-800:]) for s in steps])
+        assert [s.status for s in sorted(steps, key=lambda s: s.position)] == ["succeeded"] * 6
+        versions = session.scalars(select(ModelVersion).where(ModelVersion.round_id == first.id)).all()
+        assert sorted(v.kind for v in versions) == ["policy", "reward"]
+        reward_v = next(v for v in versions if v.kind == "reward")
+        assert reward_v.metrics["eval_accuracy"] is not None and Path(reward_v.path, "config.json").is_file()
+        policy_v = next(v for v in versions if v.kind == "policy")
+        assert policy_v.published and Path(policy_v.path, "config.json").is_file()
+        assert policy_v.metrics["gate"]["passed"] is True and "kl_new_to_current" in policy_v.metrics["gate"]
+        new_texts = set(session.scalars(select(Response.text).where(Response.model_version_id == policy_v.id)))
+        new = session.scalar(select(func.count(Comparison.id)).where(Comparison.round_id == first.id))
+        assert new == CONFIG["generate_prompts"] and len(new_texts) >= 2
+        first_snapshot = first.snapshot_judgment_id
+
+    # The new policy's responses come first in a rater's "Next"; raters judge them, and the
+    # every-N schedule (created now, so it counts only these) queues round 2.
+    with Session(committed_engine) as session, session.begin():
+        create_schedule(session, campaign_id=campaign_id, every_n_judgments=new, config=CONFIG)
+    offered = int(form_of(clients[1].get("/rate", headers=HTML).text)["assignment_id"])
+    with Session(committed_engine) as session:
+        comparison = session.get_one(Assignment, offered).comparison
+        assert comparison.round_id == first.id  # the rater's Next: the new policy's responses
+        assert {i.response.text for i in comparison.items} <= new_texts
+    assert sum(rate_everything(c) for c in clients) == new
+    _run_worker(worker_env, tmp_path)
+    with Session(committed_engine) as session:
+        second = session.scalar(select(TrainingRound).where(TrainingRound.id != first.id))
+        assert second is not None and second.trigger.startswith("judgments:")
+        assert second.status == "succeeded", second.error
+        latest = session.scalar(select(func.max(Judgment.id)))
+        assert second.snapshot_judgment_id == latest > first_snapshot
+        snap = session.scalar(select(RoundStep).where(RoundStep.round_id == second.id, RoundStep.name == "snapshot"))
+        assert snap.metrics["judgments"] == PROMPTS + new  # both rounds' judgments
+        parents = {v.kind: v.parent_id for v in session.scalars(
+            select(ModelVersion).where(ModelVersion.round_id == second.id))}
+        firsts = {v.kind: v.id for v in session.scalars(
+            select(ModelVersion).where(ModelVersion.round_id == first.id))}
+        assert parents == firsts  # lineage: round 2 starts from round 1's models
