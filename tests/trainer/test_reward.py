@@ -225,6 +225,12 @@ def test_cli_trains_saves_a_loadable_model_and_reward_eval_prints_json(
     )  # fmt: skip
     assert '"epoch": 1' in printed
     metrics = json.loads((out / "metrics.json").read_text())
+    # The verdict a training round reads (CONTRACTS.md #1), also in the printed summary line.
+    verdict = {"learned", "not_learned_reason", "heldout_loss", "heldout_accuracy"}
+    verdict |= {"length_baseline_accuracy"}
+    summary = json.loads(printed.strip().splitlines()[-1])
+    assert verdict <= set(metrics) and verdict <= set(summary)
+    assert isinstance(metrics["learned"], bool) and summary["learned"] == metrics["learned"]
     assert metrics["eval_pairs"] == 3 and metrics["train_comparisons"] == 24
     assert metrics["eval_tie_pairs"] == 1 and metrics["eval_tie_mean_abs_diff"] >= 0
     meta = json.loads((out / reward.META_FILE).read_text())
