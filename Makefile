@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 # torch 2.13.0's CPU build lies on our machines' disk; pip takes it before the project asks for torch.
 TORCH_SPEC ?= torch==2.13.0
 DEMO_ENV := PREFLOOP_ENV=demo
+DEMO_PORT ?= 8000
 
-.PHONY: demo test install install-all services lint bench
+.PHONY: demo test install install-all services lint smoke bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,14 +26,18 @@ install-all: $(BIN)/python
 demo: install
 	$(DEMO_ENV) $(BIN)/prefloop db upgrade
 	$(DEMO_ENV) $(BIN)/prefloop demo load
-	$(DEMO_ENV) $(BIN)/prefloop serve
+	$(DEMO_ENV) $(BIN)/prefloop serve --port $(DEMO_PORT)
 
 services:
 	bash .ci/services
+
+# A newcomer's path on a base-only install: `make demo` in a fresh venv, and the web image's command.
+smoke: install-all services
+	$(BIN)/python .ci/smoke.py
 
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: install-all services lint
+test: install-all services lint smoke
 	$(BIN)/pytest

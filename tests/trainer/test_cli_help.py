@@ -11,10 +11,10 @@ from trainer.__main__ import build_parser
     ("command", "option", "help_text"),
     [
         ("reward", "--data", "Training JSONL"),
-        ("reward-eval", "--data", ""),
+        ("reward-eval", "--data", "JSONL: export records or TRL pairs"),
         ("sft", "--gradient-checkpointing", "30% more time"),
         ("ppo", "--out", "Directory"),
-        ("rloo", "--reward-model", ""),
+        ("rloo", "--reward-model", "Reward model dir"),
         ("dpo", "--out", "Directory"),
         ("generate", "--k", "Responses per prompt"),
     ],
@@ -26,4 +26,9 @@ def test_help_lists_options(
         build_parser().parse_args([command, "--help"])
     assert exited.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "--model" in out and option in out and help_text in out
+    assert help_text, "an empty expected help text would match anything"
+    assert "--model" in out and option in out
+    # The help text must be the option's own, not any text elsewhere on the page.
+    (sub,) = [a for a in build_parser()._subparsers._actions if a.choices]  # noqa: SLF001
+    action = sub.choices[command]._option_string_actions[option]  # noqa: SLF001
+    assert help_text in " ".join(action.help.replace("%%", "%").split())  # argparse escapes %
