@@ -262,6 +262,9 @@ def export(
     include_superseded: bool = typer.Option(
         False, "--include-superseded", help="Also corrected-away judgments (default: latest)."
     ),
+    include_skips: bool = typer.Option(
+        False, "--include-skips", help="ranking, jsonl: also a skip record per skip."
+    ),
     campaign: str | None = typer.Option(None, help="Campaign name or id."),
     round_id: int | None = typer.Option(None, "--round", help="Training round id."),
     rater: str | None = typer.Option(None, help="Rater pseudonym."),
@@ -278,7 +281,8 @@ def export(
             query = ExportQuery(
                 shape=shape, format=fmt, style=style, ties=ties, expansion=expansion,
                 min_agreement=min_agreement, exclude_gold=exclude_gold,
-                include_superseded=include_superseded, round_id=round_id, rater=rater,
+                include_superseded=include_superseded, include_skips=include_skips,
+                round_id=round_id, rater=rater,
                 campaign_id=None if campaign is None else campaign_id_by_name(session, name=campaign),
                 created_after=_utc(since), created_before=_utc(until),
                 max_judgment_id=max_judgment_id,

@@ -29,6 +29,15 @@ class Settings(BaseSettings):
     session_max_age_hours: int = Field(12, ge=1, description="A login lasts this long.")
     max_failed_logins: int = Field(5, ge=1, description="Failures before an account is locked.")
     lockout_minutes: int = Field(15, ge=1, description="How long a locked account waits.")
+    db_pool_size: int = Field(
+        10, ge=1, le=200, description="Connections per server process; requests wait for one."
+    )
+    db_pool_timeout: float = Field(
+        30, gt=0, description="Seconds a session outside a request waits for a connection."
+    )
+    threads: int = Field(
+        40, ge=1, le=1000, description="Threadpool size per server process (sync routes)."
+    )
     model_dir: str = Field("./var/models", description="Where workers keep checkpoints.")
 
     @model_validator(mode="after")
@@ -39,6 +48,8 @@ class Settings(BaseSettings):
                 "(python -c 'import secrets; print(secrets.token_urlsafe(48))') "
                 "or set PREFLOOP_ENV=development for local work"
             )
+        if self.db_pool_size > self.threads:
+            raise ValueError("PREFLOOP_DB_POOL_SIZE must not exceed PREFLOOP_THREADS")
         if len(self.secret_key) < 16:
             raise ValueError("PREFLOOP_SECRET_KEY must be at least 16 characters")
         return self

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from app.config import get_settings
 
@@ -34,19 +38,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def build_engine(url: str) -> Engine:
+def build_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 30) -> Engine:
     """An engine for `url` with the per-dialect settings prefloop relies on."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # Requests hold at most `pool_size` connections (see _gate); the overflow is for the CLI,
+    # health checks and anything else that opens a session outside a request.
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=pool_size, max_overflow=5, pool_timeout=pool_timeout
+    )
 
 
 @lru_cache
 def get_engine() -> Engine:
     """The process-wide engine for the configured database."""
-    return build_engine(get_settings().database_url)
+    settings = get_settings()
+    return build_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout,
+    )
 
 
 @lru_cache
@@ -55,10 +68,49 @@ def get_sessionmaker() -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(), expire_on_commit=False)
 
 
-def get_session() -> Iterator[Session]:
-    """One session and one transaction per request: committed on success, rolled back on error."""
-    with get_sessionmaker()() as session, session.begin():
-        yield session
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _gate() -> asyncio.Semaphore:
+    """This event loop's limit on requests holding a session (one per loop: tests run several)."""
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = _gates[loop] = asyncio.Semaphore(get_settings().db_pool_size)
+    return gate
+
+
+def _finish(session: Session, ok: bool) -> None:
+    try:
+        if ok and session.in_transaction():
+            session.commit()
+    finally:
+        session.close()
+
+
+async def get_session() -> AsyncIterator[Session]:
+    """One session and one transaction per request: committed on success, rolled back on error.
+
+    A request waits for a place *on the event loop* before it may hold a session, and there are
+    no more places than pooled connections. Sync dependencies and the endpoint run on different
+    threadpool threads, so a request that holds a connection needs another thread later; if
+    threads could block waiting for the pool, every thread could end up waiting for connections
+    held by requests that wait for a thread (the stall that turned into 500s at 100 raters).
+    With the gate, no thread ever waits for the pool. A route may commit early (before it
+    renders, so that no row lock is held while it does); what is left is committed here.
+    """
+    async with _gate():
+        session = get_sessionmaker()()
+        ok = False
+        try:
+            yield session
+            ok = True
+        finally:
+            # Shielded: a client that disconnects must not leave the connection checked out.
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(_finish, session, ok)
 
 
 # "function" scope: the transaction commits *before* the response is sent, so whatever a user

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -26,6 +30,14 @@ async def _app_error_handler(request: Request, exc: Exception) -> Response:
     return JSONResponse(exc.to_dict(), status_code=exc.status_code)
 
 
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # Sync routes and dependencies run on this many threads; the session gate (app.db) keeps
+    # requests holding connections to no more than the pool, which the settings keep below this.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = get_settings().threads
+    yield
+
+
 def create_app() -> FastAPI:
     """Build the app; settings are validated first, so a production default secret refuses here."""
     get_settings()
@@ -35,6 +47,7 @@ def create_app() -> FastAPI:
         description="Physicians rank clinical assistant responses; rounds train on their preferences.",
         docs_url=None,  # served by app.api.docs from vendored Swagger UI, not a CDN
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.mount("/static", StaticFiles(directory=REPO_ROOT / "static"), name="static")
     app.include_router(health.router)

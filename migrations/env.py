@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
 from sqlalchemy import Connection
+from sqlalchemy.sql.elements import TextClause
 
 from app.config import get_settings
 from app.db import build_engine
@@ -18,10 +20,21 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 target_metadata = Base.metadata
 
 
+def _comparable_on_sqlite(obj: Any, name: str | None, type_: str, reflected: bool, _other: Any) -> bool:
+    # SQLite's reflection drops index columns that carry a sort order (ix_comparisons_open's
+    # "priority DESC"), so autogenerate would always see such an index as changed there.
+    # PostgreSQL reflects and compares them.
+    if type_ != "index" or reflected:
+        return True
+    return not any(isinstance(expr, TextClause) for expr in obj.expressions)
+
+
 def _configure(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=_comparable_on_sqlite if sqlite else None,
         # SQLite cannot ALTER most things: batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,

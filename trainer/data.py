@@ -94,7 +94,10 @@ def read_records(path: str | Path) -> list[Record]:
             if not line.strip():
                 continue
             try:
-                records.append(parse_record(json.loads(line)))
+                row = json.loads(line)
+                if isinstance(row, dict) and row.get("kind") == "skip":
+                    continue  # a skipped comparison: data for people, no preference to learn
+                records.append(parse_record(row))
             except (json.JSONDecodeError, ValidationError, ValueError) as err:
                 raise ValueError(f"{path}:{lineno}: {err}") from err
     return records

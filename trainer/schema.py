@@ -43,6 +43,9 @@ class ResponseRecord(_Record):
     text: str
     model_version: str | None = Field(None, description="Which policy wrote it (never shown to raters).")
     flags: list[str] = Field(default_factory=list, description="e.g. unsafe, factually_wrong.")
+    read_to_end: bool | None = Field(
+        None, description="Whether the rater scrolled it to its end (None: not recorded)."
+    )
 
 
 class RankingRecord(_Record):
@@ -83,6 +86,22 @@ class RankingRecord(_Record):
         if self.not_rankable:
             return []
         return implied_pairs(self.ranks, ties=ties, expansion=expansion)
+
+
+class SkipRecord(_Record):
+    """A comparison a rater gave back instead of judging it: no preference, but data all the same."""
+
+    kind: Literal["skip"] = "skip"
+    schema_version: str = SCHEMA_VERSION
+    comparison_id: int | str
+    prompt: str
+    reason: str = Field(description="specialty, unclear, conflict or other.")
+    note: str | None = None
+    rater: str | None = Field(None, description="A stable pseudonym, never an email.")
+    campaign: str | None = None
+    round: int | None = None
+    is_gold: bool = False
+    created_at: datetime | None = Field(None, description="When the rater skipped it.")
 
 
 def implied_pairs(

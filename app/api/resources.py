@@ -17,6 +17,7 @@ from app.schemas.filters import (
     PromptFilters,
     ResponseFilters,
     RoundFilters,
+    SkipFilters,
 )
 from app.schemas.resources import (
     CampaignOut,
@@ -26,6 +27,7 @@ from app.schemas.resources import (
     PromptOut,
     ResponseOut,
     RoundOut,
+    SkipOut,
 )
 from app.services import queries
 
@@ -106,6 +108,18 @@ def list_judgments(
 def read_judgment(session: SessionDep, _token: ReadToken, item_id: ItemId) -> Any:
     """One judgment (live or superseded)."""
     return queries.get_one(session, resource="judgments", item_id=item_id)
+
+
+@router.get("/skips", response_model=Page[SkipOut], tags=["skips"])
+def list_skips(session: SessionDep, _token: ReadToken, query: Annotated[SkipFilters, Query()]) -> Any:
+    """Skipped comparisons (reason and note), oldest first: which prompts are outside whose specialty."""
+    return _page(queries.list_skips(session, query=query))
+
+
+@router.get("/skips/{item_id}", response_model=SkipOut, tags=["skips"])
+def read_skip(session: SessionDep, _token: ReadToken, item_id: ItemId) -> Any:
+    """One skip, by its assignment id."""
+    return queries.get_one(session, resource="skips", item_id=item_id)
 
 
 @router.get("/rounds", response_model=Page[RoundOut], tags=["rounds"])

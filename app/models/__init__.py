@@ -2,7 +2,14 @@
 
 from app.models.audit import AuditEvent
 from app.models.base import Base, utcnow
-from app.models.campaigns import Campaign, Comparison, ComparisonItem, Prompt, Response
+from app.models.campaigns import (
+    Campaign,
+    CampaignTally,
+    Comparison,
+    ComparisonItem,
+    Prompt,
+    Response,
+)
 from app.models.rating import Assignment, Judgment
 from app.models.rounds import ModelVersion, Schedule, TrainingRound
 from app.models.users import ApiToken, User
@@ -13,6 +20,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Campaign",
+    "CampaignTally",
     "Comparison",
     "ComparisonItem",
     "Judgment",

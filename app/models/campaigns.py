@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, CreatedAt, JSONType
@@ -47,6 +47,8 @@ class Prompt(CreatedAt, Base):
     external_id: Mapped[str | None] = mapped_column(String(200))
     text: Mapped[str] = mapped_column(Text)
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # `text` rendered and sanitised (app.rendering), stored the first time it is shown.
+    html: Mapped[str | None] = mapped_column(Text)
 
     campaign: Mapped[Campaign] = relationship(back_populates="prompts")
     responses: Mapped[list[Response]] = relationship(back_populates="prompt")
@@ -60,6 +62,8 @@ class Response(CreatedAt, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), index=True)
     text: Mapped[str] = mapped_column(Text)
+    # `text` rendered and sanitised (app.rendering), stored at import or when first shown.
+    html: Mapped[str | None] = mapped_column(Text)
     model_label: Mapped[str] = mapped_column(String(200), default="unknown")
     model_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("model_versions.id", ondelete="SET NULL")
@@ -78,6 +82,18 @@ class Comparison(CreatedAt, Base):
             name="gold_has_answer",
         ),
         Index("ix_comparisons_campaign_priority", "campaign_id", "priority"),
+        # Claiming reads the first row of this index that the rater has not done: O(log N).
+        # Its order is the claim's order (comparison priority, then closest to completion).
+        Index(
+            "ix_comparisons_open",
+            "campaign_id",
+            "is_gold",
+            text("priority DESC"),
+            "open_places",
+            "id",
+            postgresql_where=text("open_places > 0"),
+            sqlite_where=text("open_places > 0"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -90,6 +106,9 @@ class Comparison(CreatedAt, Base):
     round_id: Mapped[int | None] = mapped_column(
         ForeignKey("training_rounds.id", ondelete="SET NULL")
     )
+    # The campaign's overlap less the assignments holding a place (HOLDING_STATES). Kept by
+    # database triggers in the writing transaction, whoever writes (never set it from code).
+    open_places: Mapped[int] = mapped_column(default=0, server_default="0")
 
     prompt: Mapped[Prompt] = relationship()
     items: Mapped[list[ComparisonItem]] = relationship(
@@ -113,3 +132,22 @@ class ComparisonItem(Base):
     response_id: Mapped[int] = mapped_column(ForeignKey("responses.id", ondelete="CASCADE"))
 
     response: Mapped[Response] = relationship()
+
+
+TALLY_SHARDS = 16
+
+
+class CampaignTally(Base):
+    """A shard of a campaign's open places (the progress line's "left"), kept by triggers.
+
+    The sum over a campaign's shards is the sum of its comparisons' `open_places`. A comparison
+    counts in shard `id % TALLY_SHARDS`, so concurrent claims rarely wait on one row.
+    """
+
+    __tablename__ = "campaign_tallies"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    shard: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    open_places: Mapped[int] = mapped_column(default=0)

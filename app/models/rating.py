@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, CreatedAt, JSONType
 from app.models.campaigns import Comparison
 from app.models.users import User
 
-ASSIGNMENT_STATES = ("leased", "submitted", "skipped")
+ASSIGNMENT_STATES = ("leased", "submitted", "skipped", "expired")
+# The states that hold one of a comparison's `overlap` places. A lease past its expiry is turned
+# into "expired" by `release_expired_leases`, which gives its place back. The triggers of
+# migration 5357ed447a48 keep `comparisons.open_places` by this rule.
+HOLDING_STATES = ("leased", "submitted")
 MAX_RATIONALE = 5000
+# Why a rater gave a comparison back: the code is stored, the label is what the rater read.
+class SkipReason(StrEnum):
+    """A reason code, as stored and as the API filters by it."""
+
+    SPECIALTY = "specialty"
+    UNCLEAR = "unclear"
+    CONFLICT = "conflict"
+    OTHER = "other"
+
+
+SKIP_REASONS = {
+    SkipReason.SPECIALTY: "Outside my specialty",
+    SkipReason.UNCLEAR: "Prompt unclear or incomplete",
+    SkipReason.CONFLICT: "Conflict of interest",
+    SkipReason.OTHER: "Other",
+}
+MAX_SKIP_NOTE = 150
 
 
 class Assignment(CreatedAt, Base):
@@ -22,10 +44,20 @@ class Assignment(CreatedAt, Base):
     __tablename__ = "assignments"
     __table_args__ = (
         UniqueConstraint("comparison_id", "rater_id"),
-        CheckConstraint("state IN ('leased', 'submitted', 'skipped')", name="state_known"),
+        CheckConstraint(
+            "state IN (" + ", ".join(f"'{state}'" for state in ASSIGNMENT_STATES) + ")",
+            name="state_known",
+        ),
         CheckConstraint("(state = 'skipped') = (skip_reason IS NOT NULL)", name="skip_has_reason"),
         Index("ix_assignments_comparison_state", "comparison_id", "state"),
         Index("ix_assignments_rater_state", "rater_id", "state"),
+        # The leases that `release_expired_leases` looks at: few, whatever the table's size.
+        Index(
+            "ix_assignments_leased_expiry",
+            "lease_expires_at",
+            postgresql_where=text("state = 'leased'"),
+            sqlite_where=text("state = 'leased'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -36,7 +68,8 @@ class Assignment(CreatedAt, Base):
     display_order: Mapped[list[int]] = mapped_column(JSONType)
     lease_expires_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
-    skip_reason: Mapped[str | None] = mapped_column(String(200))
+    skip_reason: Mapped[str | None] = mapped_column(String(200))  # a SKIP_REASONS code
+    skip_note: Mapped[str | None] = mapped_column(String(MAX_SKIP_NOTE))
 
     comparison: Mapped[Comparison] = relationship()
     rater: Mapped[User] = relationship()
@@ -92,6 +125,9 @@ class Judgment(CreatedAt, Base):
     time_spent_ms: Mapped[int | None]
     idempotency_key: Mapped[str] = mapped_column(String(64))
     lease_expired: Mapped[bool] = mapped_column(default=False)
+    # read_to_end[i]: whether the rater scrolled shown_order[i] to its end (a quality signal);
+    # NULL when the client did not report it (the API, a browser without scripts).
+    read_to_end: Mapped[list[bool] | None] = mapped_column(JSONType)
 
     comparison: Mapped[Comparison] = relationship()
     rater: Mapped[User] = relationship()

@@ -57,6 +57,11 @@ class ExportQuery(BaseModel):
         description="Also export corrected-away judgments; by default only each rater's latest "
         "correction per comparison is exported.",
     )
+    include_skips: bool = Field(
+        False,
+        description="ranking, jsonl only: after the rankings, one `skip` record per comparison "
+        "a rater gave back (reason and note; the same filters apply, by skip time).",
+    )
     campaign_id: Id | None = Field(None, description="Only this campaign.")
     round_id: Id | None = Field(
         None, description="Only comparisons whose responses this training round generated."
@@ -82,6 +87,11 @@ class ExportQuery(BaseModel):
             raise ValidationFailed(
                 "aggregated pools each rater's latest judgment; drop include_superseded",
                 field="include_superseded",
+            )
+        if self.include_skips and (self.shape != "ranking" or self.format != "jsonl"):
+            raise ValidationFailed(
+                "skips come in the ranking shape as JSONL (a Parquet file holds one record kind)",
+                field="include_skips",
             )
         return self
 

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from app.models.rating import SkipReason
 from app.schemas.common import Id, ListQuery, Pseudonym, SafeStr
 
 
@@ -48,6 +49,15 @@ class JudgmentFilters(ListQuery):
     include_superseded: bool = Field(
         False, description="Also list corrected-away judgments (by default: the live ones)."
     )
+
+
+class SkipFilters(ListQuery):
+    """Filters for /skips."""
+
+    campaign_id: Id | None = None
+    comparison_id: Id | None = None
+    rater: Pseudonym | None = Field(None, description="A rater pseudonym, e.g. r-1a2b3c4d.")
+    reason: SkipReason | None = None
 
 
 class RoundFilters(ListQuery):

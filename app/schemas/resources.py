@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.models import Comparison, Judgment
+from app.models import Assignment, Comparison, Judgment
+from app.models.rating import SKIP_REASONS, SkipReason
 
 
 class _Out(BaseModel):
@@ -133,6 +134,7 @@ class JudgmentOut(_Out):
                     "aspects": {},
                     "rationale": "B names the red flags.",
                     "time_spent_ms": 41000,
+                    "read_to_end": [True, False],
                     "created_at": "2026-01-31T09:05:00Z",
                 }
             ]
@@ -153,6 +155,11 @@ class JudgmentOut(_Out):
     aspects: dict[str, Any]
     rationale: str
     time_spent_ms: int | None
+    read_to_end: list[bool] | None = Field(
+        None,
+        description="read_to_end[i]: the rater scrolled shown_order[i] to its end (a quality "
+        "signal); null when the client did not report it.",
+    )
     created_at: datetime
 
     @model_validator(mode="before")
@@ -162,6 +169,53 @@ class JudgmentOut(_Out):
             return {
                 **{k: getattr(data, k) for k in cls.model_fields if k != "rater"},
                 "rater": data.rater.pseudonym,
+            }
+        return data
+
+
+class SkipOut(_Out):
+    """A comparison a rater gave back, with the reason chosen and the note written."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 12,
+                    "comparison_id": 7,
+                    "rater": "r-1a2b3c4d",
+                    "reason": "specialty",
+                    "reason_label": "Outside my specialty",
+                    "note": "paediatric dosing",
+                    "skipped_at": "2026-01-31T09:04:00Z",
+                    "created_at": "2026-01-31T09:01:00Z",
+                }
+            ]
+        }
+    )
+
+    id: int = Field(description="The assignment's id.")
+    comparison_id: int
+    rater: str = Field(description="The rater's stable pseudonym.")
+    reason: str = Field(description=f"One of {', '.join(SKIP_REASONS)}.")
+    reason_label: str = Field(description="The reason as the rater read it.")
+    note: str | None
+    skipped_at: datetime | None
+    created_at: datetime = Field(description="When the rater was given the comparison.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_row(cls, data: Any) -> Any:
+        if isinstance(data, Assignment):
+            reason = SkipReason(data.skip_reason or SkipReason.OTHER)
+            return {
+                "id": data.id,
+                "comparison_id": data.comparison_id,
+                "rater": data.rater.pseudonym,
+                "reason": reason,
+                "reason_label": SKIP_REASONS[reason],
+                "note": data.skip_note,
+                "skipped_at": data.completed_at,
+                "created_at": data.created_at,
             }
         return data
 

@@ -1,9 +1,12 @@
 """Who rates what next: leases on comparisons, claimed race-free, `overlap` distinct raters each.
 
-A comparison is open while its active assignments (submitted, or leased and unexpired) number
-fewer than its campaign's overlap. Claiming locks the comparison row (FOR UPDATE SKIP LOCKED on
-PostgreSQL, the database write lock on SQLite) and counts again under the lock, so two raters can
-never both take the last place.
+Every comparison keeps its count of open places (`Comparison.open_places`: the campaign's overlap
+less the assignments holding a place), kept by database triggers in the writing transaction. A
+claim reads the first row of the partial index on comparisons with open places that the rater
+has not done, and locks it (FOR NO KEY UPDATE SKIP LOCKED on PostgreSQL, so concurrent claimers
+take different rows; the database write lock on SQLite). The lock re-checks `open_places > 0`
+on the row's latest version, so two raters can never both take the last place. The cost is
+O(log N) in the campaign's size, plus the rows the rater has done or others hold at that moment.
 """
 
 from __future__ import annotations
@@ -13,133 +16,152 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from app.config import get_settings
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.models import Assignment, Campaign, Comparison, Judgment, User, utcnow
+from app.models import (
+    Assignment,
+    Campaign,
+    CampaignTally,
+    Comparison,
+    ComparisonItem,
+    Judgment,
+    User,
+    utcnow,
+)
+from app.models.rating import MAX_SKIP_NOTE, SKIP_REASONS
 
-SKIP_REASONS = {
-    "specialty": "Outside my specialty",
-    "unclear": "Prompt unclear or incomplete",
-    "conflict": "Conflict of interest",
-    "other": "Other",
-}
 _system_rng = random.SystemRandom()
 # When every open comparison is being claimed by someone else at this instant, wait briefly for
 # those claims to commit rather than tell the rater "nothing left" while places remain.
 CLAIM_RETRIES = 20
+# Expired leases give their places back at least this often (and whenever a claim finds nothing).
+RELEASE_EVERY_S = 10.0
+_released_at = [float("-inf")]
+# A rater who submitted or skipped a comparison is never offered it again.
+_FINISHED = ("submitted", "skipped")
+# (campaign id, gold rate, the rater's oldest live lease in it or None)
+_CampaignRow = tuple[int, float, int | None]
 
 
-def _counts(now: datetime) -> ColumnElement[bool]:
-    """Assignments that hold a place: submitted ones, and leases not yet expired."""
-    return or_(
-        Assignment.state == "submitted",
-        and_(Assignment.state == "leased", Assignment.lease_expires_at > now),
-    )
-
-
-def active_count(session: Session, *, comparison_id: int, now: datetime) -> int:
-    """How many places of a comparison are taken now."""
-    stmt = select(func.count(Assignment.id)).where(
-        Assignment.comparison_id == comparison_id, _counts(now)
-    )
-    return session.scalar(stmt) or 0
-
-
-def _current_lease(session: Session, rater: User, now: datetime) -> Assignment | None:
-    """The rater's oldest unexpired lease in an active campaign (a reload shows it again)."""
-    stmt = (
-        select(Assignment)
+def release_expired_leases(session: Session, *, now: datetime) -> int:
+    """Turn leases past their expiry into "expired", which gives their places back."""
+    # The comparison is locked before the assignment (its trigger then updates the comparison),
+    # the order claims take them in, and skipped when a claim holds it: no deadlock, no wait.
+    expired = (
+        select(Assignment.id)
         .join(Comparison, Comparison.id == Assignment.comparison_id)
-        .join(Campaign, Campaign.id == Comparison.campaign_id)
+        .where(Assignment.state == "leased", Assignment.lease_expires_at <= now)
+        .with_for_update(of=Comparison, skip_locked=True, key_share=True)
+    )
+    result = session.execute(
+        update(Assignment)
+        .where(Assignment.id.in_(expired.scalar_subquery()))
+        .values(state="expired")
+        .execution_options(synchronize_session=False)
+    )
+    _released_at[0] = time.monotonic()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _active_campaigns(session: Session, rater: User, now: datetime) -> list[_CampaignRow]:
+    """Active campaigns in claim order, each with the rater's oldest live lease in it (if any)."""
+    lease = (
+        select(func.min(Assignment.id))
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
         .where(
+            Comparison.campaign_id == Campaign.id,
             Assignment.rater_id == rater.id,
             Assignment.state == "leased",
             Assignment.lease_expires_at > now,
-            Campaign.status == "active",
         )
-        .order_by(Assignment.created_at, Assignment.id)
-        .limit(1)
-    )
-    return session.scalar(stmt)
-
-
-def _candidate(
-    session: Session, rater: User, now: datetime, draw: float, tried: list[int], *, lock: bool
-) -> Comparison | None:
-    """The best open comparison for this rater (locked, skipping rows others are claiming)."""
-    taken = (
-        select(func.count(Assignment.id))
-        .where(Assignment.comparison_id == Comparison.id, _counts(now))
-        .correlate(Comparison)
+        .correlate(Campaign)
         .scalar_subquery()
     )
-    # The rater's own expired lease does not exclude the comparison: it is renewed instead.
-    done_by_rater = exists().where(
-        Assignment.comparison_id == Comparison.id,
-        Assignment.rater_id == rater.id,
-        Assignment.state != "leased",
-    )
-    # One draw per claim: gold is preferred when the draw falls under the campaign's gold rate,
-    # so gold comes at that rate while both kinds remain, and either kind fills in for the other.
-    wants_gold = Comparison.is_gold == (Campaign.gold_rate > literal(draw))
     stmt = (
-        select(Comparison)
-        .join(Campaign, Campaign.id == Comparison.campaign_id)
-        .where(Campaign.status == "active", ~done_by_rater, taken < Campaign.overlap)
-        .order_by(
-            Campaign.priority.desc(),
-            wants_gold.desc(),
-            Comparison.priority.desc(),
-            taken.desc(),  # closest to completion first, so finished comparisons accumulate
-            Comparison.id,
-        )
-        .limit(1)
+        select(Campaign.id, Campaign.gold_rate, lease)
+        .where(Campaign.status == "active")
+        .order_by(Campaign.priority.desc(), Campaign.id)
     )
-    if lock:
+    return [(row[0], row[1], row[2]) for row in session.execute(stmt)]
+
+
+def _claim(
+    session: Session, rater: User, campaign_id: int, gold: bool, tried: list[int]
+) -> tuple[int, int, list[int], int | None] | None:
+    """Lock the first open comparison of this kind that the rater has not done.
+
+    Returns (comparison id, prompt id, response ids in position order, the rater's own expired
+    assignment on it or None) from one statement: the locked id comes from a subquery.
+    """
+    own = select(Assignment.id).where(
+        Assignment.comparison_id == Comparison.id, Assignment.rater_id == rater.id
+    )
+    # The rater's own expired lease (released or not yet) does not exclude the comparison: it
+    # is renewed instead. A live one cannot be here: next_assignment returned it.
+    done = own.where(Assignment.state.in_(_FINISHED)).exists()
+    pick = (
+        select(Comparison.id)
+        .where(
+            Comparison.campaign_id == campaign_id,
+            Comparison.is_gold == gold,
+            Comparison.open_places > 0,
+            ~done,
+        )
+        .order_by(Comparison.priority.desc(), Comparison.open_places, Comparison.id)
+        .limit(1)
         # NO KEY UPDATE: claimers exclude each other, but rows merely referenced by a foreign
         # key (a judgment or assignment being inserted elsewhere) are not skipped.
-        stmt = stmt.with_for_update(skip_locked=True, key_share=True, of=Comparison)
+        .with_for_update(skip_locked=True, key_share=True)
+    )
     if tried:
-        stmt = stmt.where(Comparison.id.not_in(tried))
-    return session.scalar(stmt.execution_options(populate_existing=True))
+        pick = pick.where(Comparison.id.not_in(tried))
+    picked = pick.scalar_subquery()
+    own_expired = (
+        own.where(Assignment.state.not_in(_FINISHED)).correlate(Comparison).scalar_subquery()
+    )
+    rows = session.execute(
+        select(Comparison.id, Comparison.prompt_id, ComparisonItem.response_id, own_expired)
+        .join(ComparisonItem, ComparisonItem.comparison_id == Comparison.id)
+        .where(Comparison.id == picked)
+        .order_by(ComparisonItem.position)
+    ).all()
+    if not rows:
+        return None
+    return rows[0][0], rows[0][1], [row[2] for row in rows], rows[0][3]
 
 
-def _lock_for_sqlite(session: Session, comparison_id: int) -> None:
+def _lock_for_sqlite(session: Session, campaign_id: int) -> None:
     # SQLite has no row locks: a no-op write takes the database write lock, which serialises
-    # claimers; the recount that follows then reads the latest committed state.
+    # claimers; the claim that follows then reads the latest committed state.
     if session.get_bind().dialect.name == "sqlite":
         session.execute(
-            update(Comparison)
-            .where(Comparison.id == comparison_id)
-            .values(priority=Comparison.priority)
+            update(Campaign).where(Campaign.id == campaign_id).values(priority=Campaign.priority)
         )
 
 
 def _place(
     session: Session,
     rater: User,
-    comparison: Comparison,
+    claimed: tuple[int, int, list[int], int | None],
     now: datetime,
     lease: timedelta,
     rng: random.Random,
 ) -> Assignment:
     """Create the rater's assignment, or renew their own expired lease on it."""
-    existing = session.scalar(
-        select(Assignment).where(
-            Assignment.comparison_id == comparison.id, Assignment.rater_id == rater.id
-        )
-    )
-    if existing is not None:
+    comparison_id, _prompt_id, response_ids, own_expired = claimed
+    if own_expired is not None:
+        existing = session.get_one(Assignment, own_expired)
+        existing.state = "leased"
         existing.lease_expires_at = now + lease
         session.flush()
         return existing
-    order = [item.response_id for item in comparison.items]
+    order = list(response_ids)
     rng.shuffle(order)
     assignment = Assignment(
-        comparison_id=comparison.id,
+        comparison_id=comparison_id,
         rater_id=rater.id,
         state="leased",
         display_order=order,
@@ -148,6 +170,25 @@ def _place(
     session.add(assignment)
     session.flush()
     return assignment
+
+
+def _claim_in_order(
+    session: Session,
+    rater: User,
+    campaigns: list[_CampaignRow],
+    draw: float,
+    tried: list[int],
+) -> tuple[int, int, list[int], int | None] | None:
+    for campaign_id, gold_rate, _lease in campaigns:
+        # One draw per claim: gold is preferred when the draw falls under the campaign's gold
+        # rate, so gold comes at that rate while both kinds remain; either fills in for the other.
+        wants_gold = gold_rate > draw
+        _lock_for_sqlite(session, campaign_id)
+        for gold in (wants_gold, not wants_gold):
+            claimed = _claim(session, rater, campaign_id, gold, tried)
+            if claimed is not None:
+                return claimed
+    return None
 
 
 def next_assignment(
@@ -162,23 +203,44 @@ def next_assignment(
     now = now or utcnow()
     rng = rng or _system_rng
     lease = timedelta(minutes=lease_minutes or get_settings().lease_minutes)
-    current = _current_lease(session, rater, now)
-    if current is not None:
-        return current
+    if time.monotonic() - _released_at[0] > RELEASE_EVERY_S:
+        release_expired_leases(session, now=now)
+    campaigns = _active_campaigns(session, rater, now)
+    current = [row[2] for row in campaigns if row[2] is not None]
+    if current:
+        return session.get_one(Assignment, min(current))
     draw = rng.random()
     tried: list[int] = []
     for attempt in range(CLAIM_RETRIES):
-        while (comparison := _candidate(session, rater, now, draw, tried, lock=True)) is not None:
-            tried.append(comparison.id)
-            _lock_for_sqlite(session, comparison.id)
-            campaign = session.get_one(Campaign, comparison.campaign_id)
-            # Counted again under the lock: the candidate query's count may predate a commit.
-            if active_count(session, comparison_id=comparison.id, now=now) < campaign.overlap:
-                return _place(session, rater, comparison, now, lease, rng)
-        if _candidate(session, rater, now, draw, tried, lock=False) is None:
+        claimed = _claim_in_order(session, rater, campaigns, draw, tried)
+        if claimed is not None:
+            return _place(session, rater, claimed, now, lease, rng)
+        # Nothing open: maybe leases have expired since the last release, or places are held
+        # by claims in flight (rows locked by others); look again after those commit.
+        if attempt == 0 and release_expired_leases(session, now=now):
+            continue
+        if not _anything_open(session, rater, campaigns):
             return None
         time.sleep(0.02 * (attempt + 1))
     return None
+
+
+def _anything_open(session: Session, rater: User, campaigns: list[_CampaignRow]) -> bool:
+    """Whether an open comparison the rater has not done exists, locked by others or not."""
+    done = (
+        select(Assignment.id)
+        .where(
+            Assignment.comparison_id == Comparison.id,
+            Assignment.rater_id == rater.id,
+            Assignment.state.in_(_FINISHED),
+        )
+        .exists()
+    )
+    ids = [row[0] for row in campaigns]
+    stmt = select(Comparison.id).where(
+        Comparison.campaign_id.in_(ids), Comparison.open_places > 0, ~done
+    )
+    return session.scalar(stmt.limit(1)) is not None
 
 
 def get_own_assignment(
@@ -206,12 +268,12 @@ def skip_assignment(
     """Give a leased comparison back with a reason; the rater will not be offered it again."""
     if reason not in SKIP_REASONS:
         raise ValidationFailed("choose a reason for skipping", field="skip_reason")
-    text = SKIP_REASONS[reason] + (f": {note.strip()}" if note.strip() else "")
     assignment = get_own_assignment(session, rater=rater, assignment_id=assignment_id, lock=True)
     if assignment.state != "leased":
         raise Conflict(f"this comparison was already {assignment.state}", field="assignment_id")
     assignment.state = "skipped"
-    assignment.skip_reason = text[:200]
+    assignment.skip_reason = reason
+    assignment.skip_note = note.strip()[:MAX_SKIP_NOTE] or None
     assignment.completed_at = now or utcnow()
     session.flush()
     return assignment
@@ -219,11 +281,40 @@ def skip_assignment(
 
 @dataclass(frozen=True)
 class Progress:
-    """The rater's progress line: judged today (UTC), judged in the campaign, still to do."""
+    """The rater's progress line: judged today (UTC), judged in the campaign, still to do.
+
+    `left` is the campaign's open places (a kept count), plus the comparison the rater holds.
+    """
 
     done_today: int
     done_in_campaign: int
     left: int
+
+
+def progress_columns(
+    *, rater_id: int, campaign_id: int | ColumnElement[int] | QueryableAttribute[int], now: datetime
+) -> tuple[ColumnElement[int], ColumnElement[int], ColumnElement[int]]:
+    """Scalar subqueries for (done today, done in the campaign, the campaign's open places).
+
+    The first two count the rater's own first judgments (bounded by their own work, through
+    the index on judgments' rater and time); the third sums the campaign's kept tally.
+    """
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = select(func.count(Judgment.id)).where(
+        Judgment.rater_id == rater_id, Judgment.revision == 0
+    )
+    today = mine.where(Judgment.created_at >= midnight).scalar_subquery()
+    in_campaign = (
+        mine.join(Comparison, Comparison.id == Judgment.comparison_id)
+        .where(Comparison.campaign_id == campaign_id)
+        .scalar_subquery()
+    )
+    open_places = (
+        select(func.coalesce(func.sum(CampaignTally.open_places), 0))
+        .where(CampaignTally.campaign_id == campaign_id)
+        .scalar_subquery()
+    )
+    return today, in_campaign, open_places
 
 
 def progress(
@@ -231,38 +322,17 @@ def progress(
 ) -> Progress:
     """Counts for the progress line; corrections are not counted twice."""
     now = now or utcnow()
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    first = select(func.count(Judgment.id)).where(
-        Judgment.rater_id == rater.id, Judgment.revision == 0
-    )
-    done_today = session.scalar(first.where(Judgment.created_at >= midnight)) or 0
-    done_in_campaign = (
-        session.scalar(
-            first.join(Comparison, Comparison.id == Judgment.comparison_id).where(
-                Comparison.campaign_id == campaign_id
-            )
+    holding = (
+        select(Assignment.id)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .where(
+            Assignment.rater_id == rater.id,
+            Comparison.campaign_id == campaign_id,
+            Assignment.state == "leased",
+            Assignment.lease_expires_at > now,
         )
-        or 0
+        .exists()
     )
-    taken = (
-        select(func.count(Assignment.id))
-        .where(Assignment.comparison_id == Comparison.id, _counts(now))
-        .correlate(Comparison)
-        .scalar_subquery()
-    )
-    mine = select(Assignment.id).where(
-        Assignment.comparison_id == Comparison.id, Assignment.rater_id == rater.id
-    )
-    held = exists(mine.where(Assignment.state == "leased", Assignment.lease_expires_at > now))
-    done = exists(mine.where(Assignment.state != "leased"))
-    left = (
-        session.scalar(
-            select(func.count(Comparison.id))
-            .join(Campaign, Campaign.id == Comparison.campaign_id)
-            .where(
-                Comparison.campaign_id == campaign_id, ~done, or_(held, taken < Campaign.overlap)
-            )
-        )
-        or 0
-    )
-    return Progress(done_today=done_today, done_in_campaign=done_in_campaign, left=left)
+    columns = progress_columns(rater_id=rater.id, campaign_id=campaign_id, now=now)
+    today, in_campaign, open_places, held = session.execute(select(*columns, holding)).one()
+    return Progress(today, in_campaign, max(open_places, 0) + int(bool(held)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,6 +16,7 @@ from app.schemas.export import ExportQuery
 from app.services.export_formats import SCHEMAS, jsonl_chunks, parquet_chunks
 from app.services.export_records import records
 from app.services.export_rows import BATCH_ROWS, stream_judgments
+from app.services.export_skips import skip_rows
 
 MEDIA_TYPES = {"jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
 
@@ -47,6 +49,8 @@ def export_bytes(
 ) -> Iterator[bytes]:
     """The export's bytes, produced lazily while the caller consumes them."""
     rows = records(stream_judgments(session, query=query, batch_rows=batch_rows), query)
+    if query.include_skips:
+        rows = chain(rows, skip_rows(session, query=query))
     if query.format == "parquet":
         return _gc_paused(parquet_chunks(rows, schema=SCHEMAS[_schema_key(query)]))
     return _gc_paused(jsonl_chunks(rows))

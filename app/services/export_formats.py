@@ -91,6 +91,7 @@ _RESPONSES = pa.list_(
             ("text", pa.string()),
             ("model_version", pa.string()),
             ("flags", _FLAGS),
+            ("read_to_end", pa.bool_()),
         ]
     )
 )

@@ -64,6 +64,12 @@ def pairwise_rows(
             }
 
 
+def _read(row: JudgmentRow) -> list[bool | None]:
+    if row.read_to_end is None or len(row.read_to_end) != len(row.shown_order):
+        return [None] * len(row.shown_order)
+    return list(row.read_to_end)
+
+
 def ranking_row(row: JudgmentRow) -> Row:
     """One judgment as a RankingRecord: the raw weak order over the responses as shown."""
     return {
@@ -78,8 +84,11 @@ def ranking_row(row: JudgmentRow) -> Row:
                 "text": text,
                 "model_version": label,
                 "flags": list(row.flags.get(str(rid), ())),
+                "read_to_end": read,
             }
-            for rid, text, label in zip(row.shown_order, row.texts, row.labels, strict=True)
+            for rid, text, label, read in zip(
+                row.shown_order, row.texts, row.labels, _read(row), strict=True
+            )
         ],
         "ranks": list(row.ranks or []),
         "strength": row.strength,
@@ -131,6 +140,7 @@ def aggregated_row(group: list[JudgmentRow]) -> Row:
                 "text": texts[rid][0],
                 "model_version": texts[rid][1],
                 "flags": sorted(pooled[rid]),
+                "read_to_end": None,  # per rater, so not pooled: see the ranking shape
             }
             for rid in items
         ],

@@ -55,6 +55,7 @@ class JudgmentRow:
     texts: list[str]
     labels: list[str]  # empty for the pairwise shape, which does not show them
     items: list[int] | None = None  # the comparison's response ids in canonical order
+    read_to_end: list[bool] | None = None  # in display order; None when not reported
 
     def ranking(self) -> dict[int, int] | None:
         """{response_id: rank}, or None for a not-rankable verdict."""
@@ -111,6 +112,7 @@ def judgment_select(query: ExportQuery) -> Select[*tuple[Any, ...]]:
             Comparison.round_id,
             Comparison.is_gold,
             Comparison.prompt_id,
+            cast(Judgment.read_to_end, Text) if query.shape == "ranking" else null(),
         )
         .join(User, User.id == Judgment.rater_id)
         .join(Comparison, Comparison.id == Judgment.comparison_id)
@@ -177,7 +179,7 @@ def _enrich(conn: Connection, batch: list[Any], *, shape: str) -> list[JudgmentR
     labelled = shape != "pairwise"  # only ranking and aggregated rows name the models
     out = []
     for row, shown in zip(batch, shown_orders, strict=True):
-        jid, cid, _, ranks, strength, nr, flags, at, rater, camp, rnd, gold, prompt_id = row
+        jid, cid, _, ranks, strength, nr, flags, at, rater, camp, rnd, gold, prompt_id, read = row
         try:
             texts = [text_of[rid] for rid in shown]
         except KeyError as exc:
@@ -200,6 +202,7 @@ def _enrich(conn: Connection, batch: list[Any], *, shape: str) -> list[JudgmentR
                 texts,
                 [label_of[rid] for rid in shown] if labelled else [],
                 items.get(cid),
+                loads(read) if read is not None and read != "null" else None,
             )
         )
     return out

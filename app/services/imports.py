@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import ValidationFailed
 from app.models import Campaign, Comparison, ComparisonItem, Prompt, Response
+from app.rendering import render_markdown
 from app.services.audit import record_event
 from trainer.schema import ImportRecord
 
@@ -72,10 +73,18 @@ def _add_comparison(
         campaign_id=campaign.id,
         external_id=record.external_id,
         text=record.prompt,
+        html=str(render_markdown(record.prompt)),
         context=dict(record.context),
     )
+    # Rendered and sanitised once, here: raters' pages read the stored HTML.
     responses = [
-        Response(prompt=prompt, text=r.text, model_label=r.model_version) for r in record.responses
+        Response(
+            prompt=prompt,
+            text=r.text,
+            html=str(render_markdown(r.text)),
+            model_label=r.model_version,
+        )
+        for r in record.responses
     ]
     # The canonical order is shuffled once here so that import order (often "ours first")
     # carries no signal; each rater then sees their own random order.

@@ -9,13 +9,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exists, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.models import Campaign, Comparison, Judgment, User, utcnow
+from app.models import Assignment, Campaign, Comparison, Judgment, User, utcnow
 from app.models.rating import MAX_RATIONALE
-from app.services.assignment import get_own_assignment
 from trainer.schema import KNOWN_FLAGS, UNSAFE, is_weak_order
 
 MAX_REASON = 500
@@ -35,6 +36,7 @@ class JudgmentInput:
     flags: dict[int, list[str]] = field(default_factory=dict)  # index -> flags
     rationale: str = ""
     time_spent_ms: int | None = None
+    read_to_end: dict[int, bool] = field(default_factory=dict)  # index -> scrolled to its end
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,9 @@ def _dense_ranks(shown: list[int], given: dict[int, int]) -> list[int]:
         raise ValidationFailed("a response that was not shown was ranked", field="ranks")
     missing = [letter(i) for i in range(len(shown)) if i not in given]
     if missing:
-        raise ValidationFailed(f"give every response a rank: {', '.join(missing)} has none",
-                               field="ranks")
+        raise ValidationFailed(
+            f"give every response a rank: {', '.join(missing)} has none", field="ranks"
+        )
     if any(not 1 <= r <= len(shown) for r in given.values()):
         raise ValidationFailed(f"ranks go from 1 (best) to {len(shown)}", field="ranks")
     levels = sorted(set(given.values()))
@@ -95,6 +98,16 @@ def _check_flags(campaign: Campaign, shown: list[int], data: JudgmentInput) -> d
             field="rationale",
         )
     return out
+
+
+def _read_to_end(shown: list[int], given: dict[int, bool]) -> list[bool] | None:
+    """Read state in display order; None unless the client reported every response."""
+    if any(not 0 <= index < len(shown) for index in given):
+        raise ValidationFailed("read state was sent for a response that was not shown",
+                               field="read_to_end")
+    if len(given) != len(shown):
+        return None
+    return [given[i] for i in range(len(shown))]
 
 
 def _checked(campaign: Campaign, shown: list[int], data: JudgmentInput) -> dict[str, Any]:
@@ -130,6 +143,7 @@ def _checked(campaign: Campaign, shown: list[int], data: JudgmentInput) -> dict[
         "rationale": data.rationale.strip(),
         "time_spent_ms": None if data.time_spent_ms is None else max(0, data.time_spent_ms),
         "idempotency_key": data.idempotency_key,
+        "read_to_end": _read_to_end(shown, data.read_to_end),
     }
 
 
@@ -160,6 +174,32 @@ def _insert(session: Session, rater: User, judgment: Judgment) -> SubmitResult:
     return SubmitResult(judgment, replayed=False)
 
 
+def _lock_own(session: Session, rater: User, assignment_id: int) -> tuple[Assignment, Campaign]:
+    """The rater's assignment, locked, with its campaign, in one statement."""
+    row = session.execute(
+        select(Assignment, Campaign)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .join(Campaign, Campaign.id == Comparison.campaign_id)
+        .where(Assignment.id == assignment_id, Assignment.rater_id == rater.id)
+        .with_for_update(of=Assignment)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if row is None:
+        raise NotFound("this comparison is not assigned to you", field="assignment_id")
+    return row[0], row[1]
+
+
+def _insert_first(session: Session, values: dict[str, Any]) -> Judgment | None:
+    """Insert a first judgment; None when the rater already used its key (nothing written).
+
+    ON CONFLICT DO NOTHING instead of a savepoint around the insert: one statement, not three.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(Judgment).values(**values).on_conflict_do_nothing().returning(Judgment)
+    return session.scalars(stmt).one_or_none()
+
+
 def submit_judgment(
     session: Session,
     *,
@@ -171,33 +211,33 @@ def submit_judgment(
     """Record the rater's judgment on their assignment, once; a late (expired) lease still counts."""
     now = now or utcnow()
     _check_key(data.idempotency_key)
-    # The lock makes a double submit wait for the first, then find its row by the key.
-    assignment = get_own_assignment(session, rater=rater, assignment_id=assignment_id, lock=True)
-    previous = _by_key(session, rater, data.idempotency_key)
-    if previous is not None:
-        if previous.assignment_id != assignment.id:
-            raise Conflict("this form was already used for another comparison; reload the page")
-        return SubmitResult(previous, replayed=True)
+    # The lock makes a double submit wait for the first, then find the assignment submitted.
+    assignment, campaign = _lock_own(session, rater, assignment_id)
     if assignment.state == "skipped":
         raise Conflict("you skipped this comparison, so it can no longer be judged")
     if assignment.state == "submitted":
+        previous = _by_key(session, rater, data.idempotency_key)
+        if previous is not None and previous.assignment_id == assignment.id:
+            return SubmitResult(previous, replayed=True)
         raise Conflict("you already judged this comparison; correct it from your history")
-    comparison = session.get_one(Comparison, assignment.comparison_id)
-    campaign = session.get_one(Campaign, comparison.campaign_id)
     values = _checked(campaign, assignment.display_order, data)
-    judgment = Judgment(
-        comparison_id=comparison.id,
-        rater_id=rater.id,
-        assignment_id=assignment.id,
-        revision=0,
-        lease_expired=assignment.lease_expires_at <= now,
-        **values,
+    judgment = _insert_first(
+        session,
+        {
+            "comparison_id": assignment.comparison_id,
+            "rater_id": rater.id,
+            "assignment_id": assignment.id,
+            "revision": 0,
+            "lease_expired": assignment.lease_expires_at <= now or assignment.state == "expired",
+            **values,
+        },
     )
-    result = _insert(session, rater, judgment)
+    if judgment is None:
+        raise Conflict("this form was already used for another comparison; reload the page")
     assignment.state = "submitted"
     assignment.completed_at = now
     session.flush()
-    return result
+    return SubmitResult(judgment, replayed=False)
 
 
 def _is_superseded(session: Session, judgment_id: int) -> bool:
@@ -252,4 +292,3 @@ def live_judgments(session: Session, *, rater: User, limit: int = 100) -> list[J
         .limit(limit)
     )
     return list(session.scalars(stmt))
-

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.config import get_settings
 from app.errors import AppError, NotFound
 from app.models import (
+    Assignment,
     Campaign,
     Comparison,
     Judgment,
@@ -30,6 +31,7 @@ from app.schemas.filters import (
     PromptFilters,
     ResponseFilters,
     RoundFilters,
+    SkipFilters,
 )
 from app.services.export_rows import live_only
 
@@ -40,6 +42,7 @@ RESOURCES: dict[str, Any] = {
     "responses": Response,
     "comparisons": Comparison,
     "judgments": Judgment,
+    "skips": Assignment,
     "rounds": TrainingRound,
     "model-versions": ModelVersion,
 }
@@ -157,6 +160,28 @@ def list_judgments(session: Session, *, query: JudgmentFilters) -> tuple[Sequenc
     return _page(session, resource="judgments", stmt=stmt, query=query)
 
 
+def _skips() -> Select[Any]:
+    return (
+        select(Assignment)
+        .where(Assignment.state == "skipped")
+        .options(selectinload(Assignment.rater))
+    )
+
+
+def list_skips(session: Session, *, query: SkipFilters) -> tuple[Sequence[Any], str | None]:
+    """A page of skipped comparisons with their reason and note."""
+    stmt = _where(
+        _skips()
+        .join(User, User.id == Assignment.rater_id)
+        .join(Comparison, Comparison.id == Assignment.comparison_id),
+        campaign=(Comparison.campaign_id, query.campaign_id),
+        comparison=(Assignment.comparison_id, query.comparison_id),
+        rater=(User.pseudonym, query.rater),
+        reason=(Assignment.skip_reason, query.reason),
+    )
+    return _page(session, resource="skips", stmt=stmt, query=query)
+
+
 def list_rounds(session: Session, *, query: RoundFilters) -> tuple[Sequence[Any], str | None]:
     """A page of training rounds."""
     stmt = _where(
@@ -186,7 +211,10 @@ def get_one(session: Session, *, resource: str, item_id: int) -> Any:
         "comparisons": [selectinload(Comparison.items)],
         "judgments": [selectinload(Judgment.rater)],
     }.get(resource, [])
-    row = session.get(model, item_id, options=options)
+    if resource == "skips":  # an assignment that is not (or no longer) skipped is not a skip
+        row = session.scalar(_skips().where(Assignment.id == item_id))
+    else:
+        row = session.get(model, item_id, options=options)
     if row is None:
         raise NotFound(f"no {resource.rstrip('s').replace('-', ' ')} with id {item_id}", field="id")
     return row

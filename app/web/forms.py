@@ -9,7 +9,7 @@ from starlette.datastructures import FormData
 from app.errors import ValidationFailed
 from app.services.judgments import JudgmentInput
 
-_INDEXED = re.compile(r"^(rank|flag)-(\d{1,2})$")
+_INDEXED = re.compile(r"^(rank|flag|read)-(\d{1,2})$")
 MAX_TIME_MS = 24 * 3600 * 1000
 
 
@@ -38,6 +38,7 @@ def judgment_input(form: FormData) -> JudgmentInput:
     """The judgment fields of a rating form (rank-N, flag-N keyed by display index)."""
     ranks: dict[int, int] = {}
     flags: dict[int, list[str]] = {}
+    read: dict[int, bool] = {}
     for key in set(form.keys()):
         match = _INDEXED.match(key)
         if match is None:
@@ -47,6 +48,10 @@ def judgment_input(form: FormData) -> JudgmentInput:
             value = integer(form, key, required=False)
             if value is not None:
                 ranks[index] = value
+        elif kind == "read":
+            state = text(form, key)
+            if state in ("0", "1"):  # empty: the page's script did not report it
+                read[index] = state == "1"
         else:
             flags[index] = [v for v in form.getlist(key) if isinstance(v, str)]
     elapsed = integer(form, "time_spent_ms", required=False)
@@ -59,4 +64,5 @@ def judgment_input(form: FormData) -> JudgmentInput:
         flags=flags,
         rationale=text(form, "rationale").replace("\r\n", "\n"),
         time_spent_ms=None if elapsed is None else min(max(elapsed, 0), MAX_TIME_MS),
+        read_to_end=read,
     )

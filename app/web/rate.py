@@ -7,28 +7,37 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from app.db import SessionDep
-from app.models import User
+from app.models import Assignment, User
 from app.services.assignment import next_assignment, skip_assignment
 from app.services.judgments import submit_judgment
 from app.web.auth import CsrfDep, RaterDep
 from app.web.forms import integer, judgment_input, text
 from app.web.pages import FormDep
 from app.web.templating import is_htmx, render
-from app.web.views import rate_context
+from app.web.views import diff_context, rate_context, skip_notice
 
 router = APIRouter()
 
 
-def _next(request: Request, session: Session, rater: User) -> Response:
+def _next(
+    request: Request, session: Session, rater: User, skipped: Assignment | None = None
+) -> Response:
     """The rater's next comparison: the workspace block for htmx, else back to the page (PRG)."""
     if not is_htmx(request):
         return RedirectResponse("/rate", status_code=303)
-    return _workspace(request, session, rater)
+    return _workspace(request, session, rater, skipped)
 
 
-def _workspace(request: Request, session: Session, rater: User) -> Response:
+def _workspace(
+    request: Request, session: Session, rater: User, skipped: Assignment | None = None
+) -> Response:
     assignment = next_assignment(session, rater=rater)
+    # Commit the claim (and the judgment before it) now: no row lock is held while the page is
+    # built and rendered. What follows only reads (and may store a missing rendering).
+    session.commit()
     context = rate_context(session, rater=rater, assignment=assignment)
+    if skipped is not None and not context["done"]:
+        context["skipped"] = skip_notice(skipped)
     return render(request, "rate/page.html", context, block="workspace")
 
 
@@ -53,11 +62,18 @@ def submit(request: Request, session: SessionDep, rater: RaterDep, form: FormDep
 @router.post("/rate/skip", dependencies=[CsrfDep])
 def skip(request: Request, session: SessionDep, rater: RaterDep, form: FormDep) -> Response:
     """Give the comparison back with a reason and show the next one."""
-    skip_assignment(
+    skipped = skip_assignment(
         session,
         rater=rater,
         assignment_id=integer(form, "assignment_id") or 0,
         reason=text(form, "skip_reason"),
-        note=text(form, "skip_note")[:150],
+        note=text(form, "skip_note"),
     )
-    return _next(request, session, rater)
+    return _next(request, session, rater, skipped)
+
+
+@router.get("/rate/diff/{assignment_id}")
+def diff(request: Request, session: SessionDep, rater: RaterDep, assignment_id: int) -> Response:
+    """The word differences of the rater's comparison, swapped into each response (on request)."""
+    context = diff_context(session, rater=rater, assignment_id=assignment_id)
+    return render(request, "rate/diff.html", context)

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from app.db import REPO_ROOT
-from app.rendering import render_markdown
+from app.rendering import render_markdown_cached
 from app.web.auth import csrf_token
 
 # Scripts only from our own origin: even if a sanitiser bug let markup through, no inline script
@@ -37,7 +37,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["markdown"] = render_markdown
+    env.filters["markdown"] = render_markdown_cached
     env.globals["csrf_token"] = csrf_token
     return env
 

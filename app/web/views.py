@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.models import Assignment, Campaign, Comparison, Judgment, Prompt, Response, User
-from app.rendering import diff_views, render_markdown
-from app.services.assignment import SKIP_REASONS, progress
+from app.models import Assignment, Campaign, Comparison, Judgment, Prompt, Response, User, utcnow
+from app.models.rating import MAX_SKIP_NOTE, SKIP_REASONS, SkipReason
+from app.rendering import diff_offered_cached, diff_views_cached, render_markdown
+from app.services.assignment import Progress, get_own_assignment, progress_columns
 from app.services.judgments import letter
+from app.services.skips import can_undo
 from trainer.schema import STRENGTH_LEVELS
 
 FLAG_LABELS = {
@@ -22,6 +25,8 @@ FLAG_LABELS = {
     "incomplete": "Incomplete",
     "off_topic": "Off topic",
 }
+# Flag shortcuts: the key, then the response's letter (a key alone would not say which response).
+FLAG_KEYS = {"unsafe": "u", "factually_wrong": "w", "incomplete": "i", "off_topic": "o"}
 SCALE = [
     (-3, "A much better"),
     (-2, "A better"),
@@ -35,12 +40,11 @@ SCALE = [
 
 @dataclass(frozen=True)
 class ResponseView:
-    """One response as a rater sees it: a letter, sanitised HTML, and the marked-up diff view."""
+    """One response as a rater sees it: a letter and sanitised HTML (the diff comes on request)."""
 
     index: int
     letter: str
     html: Markup
-    diff: Markup | None
 
 
 @dataclass(frozen=True)
@@ -55,12 +59,56 @@ class Prefill:
     not_rankable_reason: str = ""
 
 
-def _responses(session: Session, shown: list[int]) -> list[ResponseView]:
-    rows = session.execute(select(Response.id, Response.text).where(Response.id.in_(shown)))
-    texts = {rid: text for rid, text in rows}
-    ordered = [texts[rid] for rid in shown]
-    diffs = diff_views(ordered)
-    return [ResponseView(i, letter(i), render_markdown(t), diffs[i]) for i, t in enumerate(ordered)]
+def _html(
+    session: Session, model: type[Prompt] | type[Response], row_id: int, text: str, html: str | None
+) -> Markup:
+    """The stored rendering, or render it now and store it (rows imported before it was kept)."""
+    if html is None:
+        html = str(render_markdown(text))
+        session.execute(update(model).where(model.id == row_id).values(html=html))
+    return Markup(html)  # noqa: S704 - sanitised by render_markdown before it was stored
+
+
+def _page_data(
+    session: Session, *, comparison_id: int, shown: list[int], progress_of: int | None
+) -> tuple[Campaign, dict[str, Any], Progress | None]:
+    """Campaign, prompt, responses (stored HTML) and progress counts in one statement."""
+    extra: tuple[Any, ...] = ()
+    if progress_of is not None:
+        extra = progress_columns(rater_id=progress_of, campaign_id=Campaign.id, now=utcnow())
+    rows = session.execute(
+        select(
+            Campaign,
+            Prompt.id,
+            Prompt.text,
+            Prompt.html,
+            Prompt.context,
+            Response.id,
+            Response.text,
+            Response.html,
+            *extra,
+        )
+        .join(Comparison, Comparison.campaign_id == Campaign.id)
+        .join(Prompt, Prompt.id == Comparison.prompt_id)
+        .join(Response, Response.prompt_id == Prompt.id)
+        .where(Comparison.id == comparison_id, Response.id.in_(shown))
+    ).all()
+    by_id = {row[5]: row for row in rows}
+    first = rows[0]
+    responses = [
+        ResponseView(i, letter(i), _html(session, Response, rid, by_id[rid][6], by_id[rid][7]))
+        for i, rid in enumerate(shown)
+    ]
+    counts = None
+    if progress_of is not None:
+        # The comparison on the page is the rater's, on top of the campaign's open places.
+        counts = Progress(first[8], first[9], max(first[10], 0) + 1)
+    context = {
+        "prompt_html": _html(session, Prompt, first[1], first[2], first[3]),
+        "prompt_context": sorted(first[4].items()),
+        "responses": responses,
+    }
+    return first[0], context, counts
 
 
 def prefill_from(judgment: Judgment) -> Prefill:
@@ -86,23 +134,34 @@ def prefill_from(judgment: Judgment) -> Prefill:
 
 
 def comparison_context(
-    session: Session, *, comparison: Comparison, shown: list[int], prefill: Prefill | None = None
+    session: Session,
+    *,
+    comparison_id: int,
+    shown: list[int],
+    diff_url: str | None,
+    prefill: Prefill | None = None,
+    progress_of: int | None = None,
 ) -> dict[str, Any]:
-    """The prompt, its context, the guidelines, the responses in `shown` order, and a fresh key."""
-    campaign = session.get_one(Campaign, comparison.campaign_id)
-    prompt = session.get_one(Prompt, comparison.prompt_id)
-    flags = [(code, FLAG_LABELS.get(code, code)) for code in campaign.flags]
+    """The prompt, its context, the guidelines, the responses in `shown` order, progress, and a
+    fresh key."""
+    campaign, page, counts = _page_data(
+        session, comparison_id=comparison_id, shown=shown, progress_of=progress_of
+    )
+    flags = [(code, FLAG_LABELS.get(code, code), FLAG_KEYS.get(code, "")) for code in campaign.flags]
     return {
         "campaign": campaign,
-        "prompt_text": prompt.text,
-        "prompt_context": sorted(prompt.context.items()),
-        "responses": _responses(session, shown),
+        **page,
+        "progress": counts,
+        "diff_offered": diff_offered_cached(tuple(r.html for r in page["responses"])),
         "k": len(shown),
         "flags": flags,
         "scale": SCALE,
         "skip_reasons": SKIP_REASONS,
+        "max_skip_note": MAX_SKIP_NOTE,
+        "skipped": None,
         "idempotency_key": secrets.token_urlsafe(18),
         "prefill": prefill or Prefill(),
+        "diff_url": diff_url,
     }
 
 
@@ -111,20 +170,23 @@ def rate_context(session: Session, *, rater: User, assignment: Assignment | None
     base: dict[str, Any] = {"user": rater, "title": "Rate", "mode": "rate"}
     if assignment is None:
         return {**base, "done": True, "progress": None}
-    comparison = session.get_one(Comparison, assignment.comparison_id)
     return {
         **base,
         "done": False,
         "action": "/rate/submit",
         "assignment_id": assignment.id,
-        "progress": progress(session, rater=rater, campaign_id=comparison.campaign_id),
-        **comparison_context(session, comparison=comparison, shown=assignment.display_order),
+        **comparison_context(
+            session,
+            comparison_id=assignment.comparison_id,
+            shown=assignment.display_order,
+            diff_url=f"/rate/diff/{assignment.id}",
+            progress_of=rater.id,
+        ),
     }
 
 
 def correct_context(session: Session, *, rater: User, judgment: Judgment) -> dict[str, Any]:
     """The rating form for correcting `judgment`, filled in as it was."""
-    comparison = session.get_one(Comparison, judgment.comparison_id)
     return {
         "user": rater,
         "title": "Correct a judgment",
@@ -132,15 +194,27 @@ def correct_context(session: Session, *, rater: User, judgment: Judgment) -> dic
         "done": False,
         "action": f"/history/{judgment.id}/correct",
         "assignment_id": None,
-        "progress": None,
         "judgment": judgment,
         **comparison_context(
             session,
-            comparison=comparison,
+            comparison_id=judgment.comparison_id,
             shown=judgment.shown_order,
+            diff_url=f"/rate/diff/{judgment.assignment_id}" if judgment.assignment_id else None,
             prefill=prefill_from(judgment),
         ),
     }
+
+
+def diff_context(session: Session, *, rater: User, assignment_id: int) -> dict[str, Any]:
+    """The word differences of one of the rater's own comparisons, in their display order."""
+    assignment = get_own_assignment(session, rater=rater, assignment_id=assignment_id)
+    shown = assignment.display_order
+    rows = session.execute(
+        select(Response.id, Response.text, Response.html).where(Response.id.in_(shown))
+    ).all()
+    htmls = {rid: _html(session, Response, rid, text, html) for rid, text, html in rows}
+    diffs = diff_views_cached(tuple(str(htmls[rid]) for rid in shown))
+    return {"diffs": [(letter(i), diff) for i, diff in enumerate(diffs)]}
 
 
 def verdict(judgment: Judgment) -> str:
@@ -156,21 +230,45 @@ def verdict(judgment: Judgment) -> str:
     return line
 
 
-def history_rows(judgments: list[Judgment]) -> list[dict[str, Any]]:
-    """Rows of the history table: when, the prompt's opening, the verdict, flags, revision."""
+def skip_notice(assignment: Assignment) -> dict[str, str]:
+    """What the next workspace says about the comparison just skipped."""
+    return {"label": SKIP_REASONS.get(SkipReason(assignment.skip_reason or "other"), "")}
+
+
+def _snippet(text: str) -> str:
+    return text[:140] + ("…" if len(text) > 140 else "")
+
+
+def history_rows(
+    judgments: list[Judgment], skips: list[Assignment], *, now: datetime
+) -> list[dict[str, Any]]:
+    """Rows of the history table, newest first: judgments (verdict, flags, revision) and skips
+    (reason, note, and whether the skip can still be undone)."""
     rows = []
     for j in judgments:
         flagged = sorted({f for fl in j.flags.values() for f in fl})
-        text = j.comparison.prompt.text
         rows.append(
             {
+                "kind": "judgment",
                 "id": j.id,
                 "at": j.created_at,
-                "prompt": text[:140] + ("…" if len(text) > 140 else ""),
+                "prompt": _snippet(j.comparison.prompt.text),
                 "verdict": verdict(j),
                 "flags": [FLAG_LABELS.get(f, f) for f in flagged],
                 "revision": j.revision,
                 "late": j.lease_expired,
             }
         )
-    return rows
+    for a in skips:
+        rows.append(
+            {
+                "kind": "skip",
+                "id": a.id,
+                "at": a.completed_at or a.created_at,
+                "prompt": _snippet(a.comparison.prompt.text),
+                "reason": SKIP_REASONS.get(SkipReason(a.skip_reason or "other"), ""),
+                "note": a.skip_note or "",
+                "undo_until": a.lease_expires_at if can_undo(a, now=now) else None,
+            }
+        )
+    return sorted(rows, key=lambda row: row["at"], reverse=True)

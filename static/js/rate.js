@@ -4,14 +4,21 @@
   "use strict";
 
   let started = performance.now();
+  let pendingFlag = null; // a flag key was pressed; the next letter says which response
 
   const workspace = () => document.getElementById("workspace");
   const form = () => document.getElementById("judge");
   const responses = () => Array.from(document.querySelectorAll("#workspace .response"));
+  const skipMenu = () => document.getElementById("skip-menu");
 
   function isTyping(el) {
     return el && (el.tagName === "TEXTAREA" || el.tagName === "SELECT" ||
       (el.tagName === "INPUT" && !["radio", "checkbox"].includes(el.type)));
+  }
+
+  function hint(text) {
+    const el = document.getElementById("keyhint");
+    if (el) el.textContent = text;
   }
 
   // The response that digit keys rank (K-way) is marked in the DOM (the server marks A), so a
@@ -27,8 +34,9 @@
     const all = responses();
     if (!all.length) return;
     const chosen = (index + all.length) % all.length;
-    all.forEach((el, i) => (i === chosen ? el.setAttribute("aria-current", "true")
-      : el.removeAttribute("aria-current")));
+    const groups = document.querySelectorAll("#workspace .ranking .rank");
+    [all, groups].forEach((list) => list.forEach((el, i) => (i === chosen
+      ? el.setAttribute("aria-current", "true") : el.removeAttribute("aria-current"))));
     if (scroll) all[chosen].scrollIntoView({ block: "nearest" });
   }
 
@@ -40,6 +48,14 @@
   function currentRank(index) {
     const radio = document.querySelector(`#workspace input[name="rank-${index}"]:checked`);
     return radio ? Number(radio.value) : null;
+  }
+
+  function showRanks() {
+    document.querySelectorAll("#workspace .rank-badge").forEach((badge) => {
+      const rank = currentRank(Number(badge.dataset.rankOf));
+      badge.textContent = rank ? `Rank ${rank}` : "Not ranked";
+      badge.classList.toggle("ranked", Boolean(rank));
+    });
   }
 
   function setScale(position) { // position 1..7
@@ -57,6 +73,8 @@
     const box = document.getElementById("toggle-diff");
     if (!box) return;
     if (force === undefined) box.checked = !box.checked;
+    // The differences are computed on request: the first time, ask the server for them.
+    if (box.checked) box.dispatchEvent(new Event("load-diff"));
     workspace().classList.toggle("show-diff", box.checked);
   }
 
@@ -67,8 +85,53 @@
 
   function submit() {
     const f = form();
-    const button = f && f.querySelector('button[type="submit"]');
+    const button = f && f.querySelector('button[type="submit"]:not([form])');
     if (f && button && !button.disabled) f.requestSubmit(button);
+  }
+
+  // Flags: the flag's key, then the response's letter (u then b: B is unsafe).
+  function startFlag(input) {
+    pendingFlag = input.value;
+    const letters = responses().map((r) => r.dataset.letter);
+    const label = input.closest("label").textContent.trim();
+    hint(`${label}: which response? Press ${letters[0]}–${letters[letters.length - 1]} (Esc cancels).`);
+  }
+
+  function finishFlag(key) {
+    const code = pendingFlag;
+    pendingFlag = null;
+    hint("");
+    const card = responses().find((r) => r.dataset.letter.toLowerCase() === key.toLowerCase());
+    const box = card && card.querySelector(`.flags input[value="${code}"]`);
+    if (!box) return false;
+    box.checked = !box.checked;
+    box.dispatchEvent(new Event("change", { bubbles: true }));
+    card.scrollIntoView({ block: "nearest" });
+    return true;
+  }
+
+  function openSkip() {
+    const menu = skipMenu();
+    if (!menu) return;
+    menu.open = true;
+    const first = menu.querySelector('input[name="skip_reason"]:checked') || menu.querySelector('input[name="skip_reason"]');
+    if (first) first.focus();
+  }
+
+  function skipKey(event) {
+    // Keys inside the open skip menu: digits choose a reason, Enter skips, Esc closes.
+    const menu = skipMenu();
+    const reasons = Array.from(menu.querySelectorAll('input[name="skip_reason"]'));
+    if (event.key === "Escape") {
+      menu.open = false;
+      menu.querySelector("summary").focus();
+    } else if (/^[1-9]$/.test(event.key) && !isTyping(event.target) && Number(event.key) <= reasons.length) {
+      reasons[Number(event.key) - 1].checked = true;
+      reasons[Number(event.key) - 1].focus();
+    } else if (event.key === "Enter" && event.target.tagName !== "BUTTON") {
+      document.getElementById("skip").requestSubmit();
+    } else return;
+    event.preventDefault();
   }
 
   function onKey(event) {
@@ -76,18 +139,28 @@
     if (!ws || !form() || event.altKey || event.metaKey) return;
     if (document.querySelector("dialog[open]")) return; // the dialog handles its own keys
     const target = event.target;
+    if (skipMenu() && skipMenu().open && skipMenu().contains(target)) { skipKey(event); return; }
     if (isTyping(target)) {
       if (event.key === "Enter" && event.ctrlKey) { event.preventDefault(); submit(); }
       if (event.key === "Escape") target.blur();
       return;
     }
     if (event.ctrlKey) return;
-    const k = Number(ws.dataset.k || 0);
     const key = event.key;
+    if (pendingFlag !== null) {
+      if (key.length === 1 && /[a-h]/i.test(key) && finishFlag(key)) { event.preventDefault(); return; }
+      pendingFlag = null;
+      hint("");
+      if (key === "Escape") return;
+    }
+    const k = Number(ws.dataset.k || 0);
+    const flag = key.length === 1 ? document.querySelector(`#workspace .flags input[data-key="${key}"]`) : null;
     let handled = true;
     if (key === "?") showHelp();
+    else if (flag) startFlag(flag);
     else if (key === "d") toggleDiff();
-    else if (key === "Enter") { if (target.tagName === "BUTTON" || target.tagName === "A") return; submit(); }
+    else if (key === "s" && skipMenu()) openSkip();
+    else if (key === "Enter") { if (target.tagName === "BUTTON" || target.tagName === "A" || target.tagName === "SUMMARY") return; submit(); }
     else if (k === 2 && /^[1-7]$/.test(key)) setScale(Number(key));
     else if (k === 2 && key === "ArrowLeft") setScale(Math.max(1, scalePosition() - 1));
     else if (k === 2 && key === "ArrowRight") setScale(Math.min(7, scalePosition() + 1));
@@ -112,13 +185,15 @@
     if (flash && el.closest && el.closest("#judge")) flash.textContent = ""; // the message is answered
     if (el.id === "toggle-diff") toggleDiff(true);
     if (el.name && el.name.startsWith("flag-")) markRationale();
-    if (el.name && el.name.startsWith("rank-")) select(Number(el.name.slice(5)), false);
+    if (el.name && el.name.startsWith("rank-")) { select(Number(el.name.slice(5)), false); showRanks(); }
   }
 
   function markRationale() {
     const unsafe = document.querySelector('#workspace input[value="unsafe"]:checked');
     const note = document.getElementById("rationale-note");
     if (note) note.classList.toggle("required", Boolean(unsafe));
+    const box = document.getElementById("rationale");
+    if (box) box.setAttribute("aria-required", unsafe ? "true" : "false");
   }
 
   function onSubmit(event) {
@@ -127,6 +202,32 @@
     if (f.id !== "judge") return;
     const field = f.querySelector('input[name="time_spent_ms"]');
     if (field) field.value = String(Math.round(performance.now() - started));
+  }
+
+  // The control a message is about, so that focus goes where the answer is typed or chosen.
+  function fieldControl(field) {
+    if (field === "rationale") return document.getElementById("rationale");
+    if (field === "not_rankable_reason") return document.querySelector('#workspace input[name="not_rankable_reason"]');
+    if (field === "scale") return document.querySelector('#workspace input[name="scale"]:checked') ||
+      document.querySelector('#workspace input[name="scale"]');
+    if (field === "ranks") {
+      const open = Array.from(document.querySelectorAll("#workspace .ranking .rank"))
+        .find((group) => !group.querySelector("input:checked"));
+      return open ? open.querySelector("input") : document.querySelector('#workspace input[name^="rank-"]');
+    }
+    if (field === "skip_reason") { openSkip(); return null; }
+    return null;
+  }
+
+  function onSwapped(event) {
+    const target = event.detail && event.detail.target;
+    if (!target || target.id !== "flash") return;
+    const message = target.querySelector("[data-field]");
+    const control = message && fieldControl(message.dataset.field);
+    if (control) {
+      control.scrollIntoView({ block: "nearest" });
+      control.focus();
+    }
   }
 
   function onError(event) {
@@ -140,7 +241,9 @@
 
   function reset() {
     started = performance.now();
+    pendingFlag = null;
     markRationale();
+    showRanks();
   }
 
   document.addEventListener("keydown", onKey);
@@ -148,10 +251,11 @@
   document.addEventListener("submit", onSubmit, true);
   document.addEventListener("click", (e) => {
     if (e.target && e.target.id === "show-help") showHelp();
-    const card = e.target.closest && e.target.closest("#workspace .response");
-    if (card && responses().length > 2) select(Number(card.dataset.index));
+    const card = e.target.closest && e.target.closest("#workspace .response, #workspace .ranking .rank");
+    if (card && responses().length > 2) select(Number(card.dataset.index), false);
   });
   document.addEventListener("htmx:load", (e) => { if (e.target && e.target.id === "workspace") reset(); });
+  document.addEventListener("htmx:afterSwap", onSwapped);
   document.addEventListener("htmx:responseError", onError);
   document.addEventListener("htmx:sendError", onError);
   document.addEventListener("DOMContentLoaded", reset);

@@ -1,4 +1,4 @@
-"""Twenty raters claim and submit at once: every comparison ends with exactly `overlap` judgments."""
+"""Fifty raters claim and submit at once: every comparison ends with exactly `overlap` judgments."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from collections import Counter
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from app.models import Judgment, User
+from app.models import Comparison, Judgment, User
 from app.services.assignment import next_assignment
 from app.services.judgments import JudgmentInput, submit_judgment
+from tests.app.test_open_places import assert_counts_match_a_recount
 from tests.factories import make_campaign, make_comparisons, make_raters
 
-RATERS, COMPARISONS, OVERLAP = 20, 15, 3
+RATERS, COMPARISONS, OVERLAP = 50, 40, 3
 
 
 def _rate_until_done(engine: Engine, rater_id: int, start: threading.Barrier,
@@ -34,7 +35,7 @@ def _rate_until_done(engine: Engine, rater_id: int, start: threading.Barrier,
         errors.append(exc)
 
 
-def test_twenty_raters_at_once_end_with_exactly_overlap_judgments(committed_engine: Engine) -> None:
+def test_fifty_raters_at_once_end_with_exactly_overlap_judgments(committed_engine: Engine) -> None:
     with Session(committed_engine) as session, session.begin():
         campaign = make_campaign(session, overlap=OVERLAP)
         comparison_ids = [c.id for c in make_comparisons(session, campaign, count=COMPARISONS)]
@@ -52,3 +53,6 @@ def test_twenty_raters_at_once_end_with_exactly_overlap_judgments(committed_engi
     per_comparison = Counter(c for c, _ in pairs)
     assert per_comparison == dict.fromkeys(comparison_ids, OVERLAP)
     assert len(set(pairs)) == len(pairs)  # no rater twice on one comparison
+    with Session(committed_engine) as session:
+        assert_counts_match_a_recount(session)  # the kept counts agree, and all are filled
+        assert set(session.scalars(select(Comparison.open_places))) == {0}

@@ -93,7 +93,7 @@ def test_a_bad_ranking_shows_a_message_in_place_and_changes_nothing(client: Test
     response = client.post("/rate/submit", data={**fields, "rank-0": "1", "rank-1": "2"}, headers=HX)
     assert response.status_code == 422
     assert response.headers["HX-Retarget"] == "#flash"
-    assert "give every response a rank: C, D has none" in response.text
+    assert "Give every response a rank: C, D has none" in response.text
     assert judgments(db) == 0
     page = client.post("/rate/submit", data={**fields, "rank-0": "x"}, headers=HTML)
     assert page.status_code == 422 and "Nothing was changed" in page.text
@@ -129,11 +129,13 @@ def test_skip_with_a_reason_shows_the_next(client: TestClient, db: Session) -> N
     fields = form_of(html)
     response = client.post("/rate/skip", headers=HX, data={
         "csrf_token": fields["csrf_token"], "assignment_id": fields["assignment_id"],
-        "skip_reason": "specialty"})
+        "skip_reason": "specialty", "skip_note": " paediatric dosing "})
     assert response.status_code == 200
     assert form_of(response.text)["assignment_id"] != fields["assignment_id"]
+    assert "Skipped (Outside my specialty)" in response.text
     skipped = db.get(Assignment, int(fields["assignment_id"]))
-    assert skipped.state == "skipped" and skipped.skip_reason == "Outside my specialty"
+    assert (skipped.state, skipped.skip_reason, skipped.skip_note) == (
+        "skipped", "specialty", "paediatric dosing")
 
 
 def test_history_shows_only_my_work_and_a_correction_is_a_new_revision(client: TestClient, db: Session) -> None:
@@ -189,3 +191,20 @@ def test_gold_comparisons_look_like_any_other(client: TestClient, db: Session) -
     _rater(client, db)
     html = client.get("/rate", headers=HTML).text
     assert 'id="response-A"' in html and "gold" not in html.lower()
+
+
+def test_differences_come_on_request_for_the_raters_own_comparison_only(
+    client: TestClient, db: Session
+) -> None:
+    campaign = make_campaign(db)
+    add_comparison(db, campaign, ["Take aspirin <b>now</b> and call 911.", "Take aspirin and rest."])
+    _rater(client, db)
+    page = client.get("/rate", headers=HTML).text
+    assert "<mark>" not in page  # the page no longer pays for a diff nobody asked for
+    assignment_id = form_of(page)["assignment_id"]
+    diff = client.get(f"/rate/diff/{assignment_id}", headers=HX)
+    assert diff.status_code == 200
+    assert diff.text.count('hx-swap-oob="true"') == 2 and "<mark>" in diff.text
+    assert "<b>" not in diff.text and "&lt;b&gt;" in diff.text  # escaped, never markup
+    _rater(client, db)  # someone else
+    assert client.get(f"/rate/diff/{assignment_id}", headers=HX).status_code == 404

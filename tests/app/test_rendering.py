@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from app.rendering import diff_views, render_markdown, word_diff
+from app.rendering import diff_offered, diff_views, render_markdown, word_diff
 
 PAYLOADS = [
     "<script>window.pwned = 1</script>",
@@ -67,3 +67,20 @@ def test_diff_views_compare_against_a_reference_and_skip_huge_texts() -> None:
     assert "<mark>b</mark>" in str(first) and "<mark>x</mark>" in str(second)
     assert "<mark>d</mark>" in str(third)
     assert word_diff("x" * 40_000, "y") is None
+
+
+def test_differences_are_marked_on_the_rendered_text_not_the_markdown() -> None:
+    pair = [render_markdown("**Take 5 mg** daily.\n\n- with food"), render_markdown("**Take 50 mg** daily.\n\n- with food")]
+    first, second = diff_views(pair)
+    assert diff_offered(pair)
+    assert "**" not in str(first) and "- with" not in str(first) and "• with food" in str(first)
+    assert "<mark>5</mark>" in str(first) and "<mark>50</mark>" in str(second)
+    assert str(first).count("<mark>") == 1
+
+
+def test_responses_too_different_get_no_highlighting() -> None:
+    near = "Chest pain with sweating: call emergency services now and chew aspirin."
+    other = "Rest, drink water, and see your GP next week if the discomfort continues."
+    assert diff_views([near, other]) == [None, None] and not diff_offered([near, other])
+    three = diff_views([near, near.replace("aspirin", "ibuprofen"), other])
+    assert three[0] is not None and three[1] is not None and three[2] is None

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,3 +77,15 @@ def shots(tmp_path: Path) -> Path:
         target.mkdir(parents=True, exist_ok=True)
         return target
     return tmp_path
+
+
+@pytest.fixture
+def rater_email(committed_engine: Engine) -> Iterator[str]:
+    """A rater whose campaign and comparisons each test adds."""
+    from sqlalchemy.orm import Session
+
+    from tests.factories import make_user
+
+    with Session(committed_engine) as session, session.begin():
+        email = make_user(session).email
+    yield email

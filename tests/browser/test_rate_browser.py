@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,10 +10,10 @@ from sqlalchemy.orm import Session
 
 from app.models import Judgment
 from tests.app.test_rate import add_comparison
-from tests.factories import PASSWORD, make_campaign, make_user
+from tests.factories import PASSWORD, make_campaign
 
 pytestmark = pytest.mark.browser
-DESKTOP = {"width": 1280, "height": 800}
+DESKTOP = {"width": 1366, "height": 768}  # a common laptop screen
 TABLET = {"width": 768, "height": 1024}
 TWO_WAY = [
     "**Call emergency services now.** Chest pain with sweating at 54 may be a heart attack: "
@@ -40,15 +39,8 @@ def _judgments(engine: Engine) -> list[Judgment]:
         return list(session.scalars(select(Judgment).order_by(Judgment.id)))
 
 
-@pytest.fixture
-def rater_email(committed_engine: Engine) -> Iterator[str]:
-    """A rater and a campaign (overlap 1) whose comparisons each test adds."""
-    with Session(committed_engine) as session, session.begin():
-        email = make_user(session).email
-    yield email
-
-
 CHEST = "I'm 54 and have had crushing chest pain and sweating for 20 minutes. What should I do?"
+RASH = "My 4-year-old has a dry itchy rash in the elbow creases. What should we use?"
 DIABETES = "Newly diagnosed type 2 diabetes, HbA1c 7.4 %, BMI 31, eGFR 85. What do you recommend first?"
 
 
@@ -92,7 +84,7 @@ def _two_way(page, shots: Path) -> tuple[list[int], str]:
     assert page.locator("#shortcuts").is_visible()
     page.keyboard.press("Escape")
     page.keyboard.press("d")  # highlight differences: the two answers differ in a few words
-    assert page.locator("#response-A .diff mark").count() > 0
+    page.wait_for_selector("#response-A .diff mark")  # computed on request, then swapped in
     page.screenshot(path=str(shots / "rate-2way.png"))
     page.keyboard.press("d")
     page.keyboard.press("Enter")
@@ -113,6 +105,10 @@ def _four_way(page, shots: Path) -> list[int]:
     insulin = "ABCD"[order.index(FOUR_WAY[2])]
     page.locator(f"#response-{insulin} .flag-factually_wrong").click()
     page.screenshot(path=str(shots / "rate-4way.png"))
+    for _ in range(4):  # to the end of every response (submitting unread would ask first)
+        if page.locator("#read-state.all-read").count():
+            break
+        page.keyboard.press("n")
     page.keyboard.press("Enter")
     levels = sorted(set(wanted.values()))
     return [levels.index(wanted[text]) for text in order]
@@ -120,7 +116,7 @@ def _four_way(page, shots: Path) -> list[int]:
 
 def test_keyboard_ranking_flags_and_history(browser, live_server: str, committed_engine: Engine,
                                             rater_email: str, shots: Path) -> None:
-    _campaign_with(committed_engine, (CHEST, TWO_WAY), (DIABETES, FOUR_WAY))
+    _campaign_with(committed_engine, (CHEST, TWO_WAY), (DIABETES, FOUR_WAY), (RASH, ["Emollients.", "Steroid cream."]))
     page = browser.new_page(viewport=DESKTOP)
     _login(page, live_server, rater_email, shots)
     # htmx puts a swapped element's classes back when it settles, 20 ms after the swap; stretch
@@ -132,6 +128,11 @@ def test_keyboard_ranking_flags_and_history(browser, live_server: str, committed
     page.wait_for_selector("#response-D")  # the 4-way swapped in without a page load
     assert _judgments(committed_engine)[0].ranks == two_ranks
     four_ranks = _four_way(page, shots)
+    page.wait_for_selector(f"text={RASH}")
+    page.keyboard.press("s")  # skipped: outside the cardiologist's specialty, with a note
+    page.keyboard.press("1")
+    page.fill("#skip-note", "Paediatric dermatology")
+    page.keyboard.press("Enter")
     page.wait_for_selector("text=Nothing left to rate")
     two, four = _judgments(committed_engine)
     assert (two.ranks, two.strength) == (two_ranks, 3)
@@ -140,7 +141,8 @@ def test_keyboard_ranking_flags_and_history(browser, live_server: str, committed
     assert four.ranks == four_ranks and four.time_spent_ms and four.time_spent_ms > 0
     assert list(four.flags.values()) == [["factually_wrong"]]
     page.goto(live_server + "/history")
-    assert page.locator(".history tbody tr").count() == 2
+    assert page.locator(".history tbody tr").count() == 3
+    assert "Paediatric dermatology" in page.locator(".history tr.skip").inner_text()
     page.screenshot(path=str(shots / "history.png"))
 
 
@@ -158,7 +160,8 @@ def test_a_double_click_records_one_judgment(browser, live_server: str, committe
 
 def test_a_script_in_a_response_never_runs(browser, live_server: str, committed_engine: Engine,
                                            rater_email: str) -> None:
-    _campaign_with(committed_engine, (CHEST, XSS))
+    # Near-identical, so that the word-diff view is offered too and its escaping is exercised.
+    _campaign_with(committed_engine, (CHEST, ["".join(XSS), "".join(XSS) + " Otherwise the same."]))
     page = browser.new_page(viewport=DESKTOP)
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -182,14 +185,20 @@ def test_the_page_works_at_desktop_and_tablet_sizes(browser, live_server: str, c
     a, b = page.locator("#response-A").bounding_box(), page.locator("#response-B").bounding_box()
     assert (abs(a["y"] - b["y"]) < 2) is side_by_side
     assert a["x"] + a["width"] <= viewport["width"] and b["x"] + b["width"] <= viewport["width"]
-    panes = page.locator(".response .body.md")  # the long one (A or B: order is random) scrolls
-    assert panes.evaluate_all("els => els.some(e => e.scrollHeight > e.clientHeight + 50)")
+    # The long one (A or B: order is random) is never cut off in its card; the region scrolls.
+    panes = page.locator(".response .body.md")
+    assert panes.evaluate_all("els => els.every(e => e.scrollHeight <= e.clientHeight + 1)")
+    assert page.locator("#scroller").evaluate("e => e.scrollHeight > e.clientHeight + 50")
     if not side_by_side:
         page.screenshot(path=str(shots / "rate-2way-tablet.png"))
     page.locator(".scale .point").nth(5).click()  # B better, by tap
     page.locator("#submit").click()
+    page.wait_for_selector("#flash >> text=You have not read the end of")  # the long one
+    page.locator("#submit").click()  # and sent as it is: recorded as not read to the end
     page.wait_for_selector("text=Nothing left to rate")
-    assert [j.ranks for j in _judgments(committed_engine)] == [[1, 0]]
+    [judgment] = _judgments(committed_engine)
+    assert judgment.ranks == [1, 0] and judgment.read_to_end is not None
+    assert False in judgment.read_to_end
 
 
 def test_no_judgments_left_behind(committed_engine: Engine) -> None:

@@ -1,0 +1,105 @@
+"""The rater's hot path: a bounded number of statements, and claims that do not grow with N."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session
+
+from app.services import assignment as assignment_service
+from app.services.assignment import next_assignment
+from tests.app.test_auth import HTML, login
+from tests.app.test_rate import HX, form_of
+from tests.factories import make_campaign, make_comparisons, make_user
+
+BUDGET = 8  # statements for one judgment: the submit and the next comparison's page
+
+
+class Statements:
+    """The SQL a connection sends while in use (savepoints of the test's rollback wrapper aside)."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection, self.sent = connection, []
+
+    def _record(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO")):
+            self.sent.append((statement, parameters))
+
+    def __enter__(self) -> Statements:
+        event.listen(self.connection, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self.connection, "before_cursor_execute", self._record)
+
+
+def test_a_judgment_and_the_next_page_take_at_most_eight_statements(
+    client: TestClient, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    campaign = make_campaign(db, overlap=3, guidelines_md="**Safety** first")
+    make_comparisons(db, campaign, count=5)
+    rater = make_user(db)
+    login(client, rater.email)
+    fields = form_of(client.get("/rate", headers=HTML).text)
+    # Expired leases are released every few seconds, not per judgment: not this time.
+    monkeypatch.setattr(assignment_service, "_released_at", [time.monotonic()])
+    with Statements(db.connection()) as statements:
+        response = client.post("/rate/submit", headers=HX, data={
+            **fields, "scale": "-2", "time_spent_ms": "4000", "rationale": "",
+            "not_rankable_reason": ""})
+    assert response.status_code == 200 and "assignment_id" in response.text
+    assert form_of(response.text)["assignment_id"] != fields["assignment_id"]
+    sent = [statement for statement, _ in statements.sent]
+    assert len(sent) <= BUDGET, "\n\n".join(sent)
+
+
+def _bulk_comparisons(db: Session, campaign_id: int, count: int) -> None:
+    """`count` 2-way comparisons in four statements (what the ORM would take minutes for)."""
+    params = {"campaign": campaign_id, "n": count}
+    db.execute(text(
+        "INSERT INTO prompts (campaign_id, external_id, text, html, context, created_at)"
+        " SELECT :campaign, 'bulk-' || g, 'question ' || g, '<p>question ' || g || '</p>', '{}',"
+        " now() FROM generate_series(1, :n) g"), params)
+    db.execute(text(
+        "INSERT INTO responses (prompt_id, text, html, model_label, created_at)"
+        " SELECT p.id, 'answer ' || k, '<p>answer ' || k || '</p>', 'm' || k, now()"
+        " FROM prompts p CROSS JOIN generate_series(0, 1) k WHERE p.campaign_id = :campaign"),
+        params)
+    db.execute(text(
+        "INSERT INTO comparisons (campaign_id, prompt_id, is_gold, priority, created_at)"
+        " SELECT :campaign, id, false, 0, now() FROM prompts WHERE campaign_id = :campaign"),
+        params)
+    db.execute(text(
+        "INSERT INTO comparison_items (comparison_id, position, response_id)"
+        " SELECT c.id, row_number() OVER (PARTITION BY c.id ORDER BY r.id) - 1, r.id"
+        " FROM comparisons c JOIN responses r ON r.prompt_id = c.prompt_id"
+        " WHERE c.campaign_id = :campaign"), params)
+    db.execute(text("ANALYZE"))
+
+
+def _rows_touched(plan: dict[str, Any]) -> int:
+    """Rows every node of an EXPLAIN ANALYZE plan produced, over all its loops."""
+    own = int(plan.get("Actual Rows", 0) * plan.get("Actual Loops", 1))
+    if plan.get("Node Type") == "Seq Scan" and plan.get("Relation Name") == "comparisons":
+        own += 10**9  # a scan of every comparison is what the claim must never do
+    return own + sum(_rows_touched(child) for child in plan.get("Plans", []))
+
+
+def test_claiming_reads_a_bounded_number_of_rows_among_twenty_thousand(db: Session) -> None:
+    campaign = make_campaign(db, overlap=3)
+    _bulk_comparisons(db, campaign.id, 20_000)
+    raters = [make_user(db) for _ in range(5)]
+    for rater in raters[:4]:  # some work in flight and done, so the order has something to do
+        assert next_assignment(db, rater=rater) is not None
+    with Statements(db.connection()) as statements:
+        assert next_assignment(db, rater=raters[4]) is not None
+    [(claim, parameters)] = [s for s in statements.sent if "FOR NO KEY UPDATE" in s[0]]
+    # Explained in the same transaction (its own lock does not make it skip the row), over
+    # the data the claim saw; the plan must not have read more than a few index entries.
+    plan = db.connection().exec_driver_sql(
+        "EXPLAIN (ANALYZE, FORMAT JSON) " + claim, parameters).scalar()
+    assert 0 < _rows_touched(plan[0]["Plan"]) < 200, plan
