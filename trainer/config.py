@@ -39,10 +39,43 @@ class RewardConfig:
             "help": "Share of prompts held out for evaluation when --eval-data is not given."
         },
     )
-    epochs: int = field(default=1, metadata={"help": "Passes over the training comparisons."})
-    batch_size: int = field(
+    epochs: int | None = field(
+        default=None,
+        metadata={
+            "help": "Passes over the training comparisons. Default: enough for --min-steps"
+            " optimizer steps (at most --max-epochs), stopping early on the held-out loss."
+        },
+    )
+    min_steps: int = field(
+        default=300,
+        metadata={
+            "help": "The default budget's least number of optimizer steps: small data gets more"
+            " epochs (a few dozen Adam steps leave a pretrained encoder's rewards tied)."
+        },
+    )
+    max_epochs: int = field(
+        default=10, metadata={"help": "The most epochs the default budget may plan."}
+    )
+    patience: int = field(
+        default=1,
+        metadata={
+            "help": "The default budget stops after this many epochs without a lower held-out"
+            " loss and keeps the best epoch's weights (0: never stop early)."
+        },
+    )
+    batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Comparisons per micro-batch (a K-way comparison counts once). Default: as"
+            " many as hold about --pairs-per-batch implied pairs."
+        },
+    )
+    pairs_per_batch: int = field(
         default=8,
-        metadata={"help": "Comparisons per micro-batch (a K-way comparison counts once)."},
+        metadata={
+            "help": "Implied pairs a default micro-batch holds, TRL's batch of 8 pairs: a batch of"
+            " 8 four-way comparisons (44 pairs) would take 5x fewer optimizer steps."
+        },
     )
     eval_batch_size: int = field(
         default=8, metadata={"help": "Comparisons per eval batch (it sets eval's peak memory)."}

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -34,7 +35,13 @@ from trainer.data import (
 )
 from trainer.launch import make_accelerator
 from trainer.losses import ranking_pairs_loss
-from trainer.scoring import chunked_rewards, evaluate, resolve_forward_cost
+from trainer.scoring import (
+    chunked_rewards,
+    evaluate,
+    learned_verdict,
+    length_baseline_accuracy,
+    resolve_forward_cost,
+)
 
 META_FILE = "prefloop_reward.json"
 
@@ -112,6 +119,25 @@ def _comparisons(records: Sequence[Record], config: RewardConfig) -> list[Compar
     )
 
 
+def plan_budget(
+    comparisons: Sequence[Comparison], config: RewardConfig, processes: int = 1
+) -> tuple[int, int]:
+    """Comparisons per micro-batch and planned epochs, from the data size where not configured.
+
+    A batch holds about `pairs_per_batch` implied pairs, whatever K: counted in comparisons, a
+    four-way batch holds ~6x the pairs of a pairwise one and an epoch ~6x fewer Adam steps. The
+    epochs are as many as `min_steps` optimizer steps need, at most `max_epochs`.
+    """
+    pairs = sum(len(c.pairs) for c in comparisons)
+    per_comparison = pairs / max(len(comparisons), 1)
+    batch = config.batch_size or max(1, round(config.pairs_per_batch / max(per_comparison, 1.0)))
+    if config.epochs is not None:
+        return batch, config.epochs
+    batches = math.ceil(len(comparisons) / batch)
+    steps = math.ceil(math.ceil(batches / processes) / config.grad_accum)
+    return batch, max(1, min(config.max_epochs, math.ceil(config.min_steps / max(steps, 1))))
+
+
 def train_reward_model(
     config: RewardConfig,
     records: Sequence[Record] | None = None,
@@ -149,8 +175,9 @@ def train_reward_model(
     )  # fmt: skip
     train_e, eval_e = encode(train_c), encode(eval_c)
     pad_id = tokenizer.pad_token_id
+    batch_size, epochs = plan_budget(train_c, config, accelerator.num_processes)
     sampler = ShuffledBatches(
-        [e.width for e in train_e], config.batch_size, seed=config.seed,
+        [e.width for e in train_e], batch_size, seed=config.seed,
         group_by_length=config.group_by_length,
     )  # fmt: skip
     loader = DataLoader(train_e, batch_sampler=sampler, collate_fn=partial(collate, pad_id=pad_id))
@@ -161,7 +188,7 @@ def train_reward_model(
     optimizer = torch.optim.AdamW(
         params, lr=config.lr, weight_decay=config.weight_decay, fused=True
     )
-    total_steps = math.ceil(len(loader) / config.grad_accum) * config.epochs
+    total_steps = math.ceil(len(loader) / config.grad_accum) * epochs
     scheduler = get_scheduler(
         "linear", optimizer, round(config.warmup_ratio * total_steps), total_steps
     )
@@ -171,12 +198,13 @@ def train_reward_model(
 
     # 3. Train: one forward per distinct response, the loss over every pair it is in.
     history, n_pairs, n_rows, eval_seconds, eval_cpu = [], 0, 0, 0.0, 0.0
+    best: dict[str, Any] = {"loss": math.inf, "epoch": 0, "state": None}
     t0, cpu0 = time.perf_counter(), time.process_time()
     bar = tqdm(
-        total=len(loader) * config.epochs, desc="reward",
+        total=len(loader) * epochs, desc="reward",
         disable=not (config.progress and accelerator.is_main_process),
     )  # fmt: skip
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, epochs + 1):
         model.train()
         run_loss = run_correct = run_pairs = 0.0
         for batch in loader:
@@ -226,14 +254,40 @@ def train_reward_model(
             bar.write(
                 json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
             )
+        # Early stopping on the held-out loss (every rank evaluated the same reduced sums, so all
+        # agree); the best epoch's weights are kept on the CPU and restored at the end.
+        if ev["loss"] is None or config.epochs is not None or config.patience <= 0:
+            continue  # an explicit --epochs N trains N epochs and keeps the last
+        if ev["loss"] < best["loss"]:
+            state = accelerator.unwrap_model(model).state_dict()
+            best = {"loss": ev["loss"], "epoch": epoch, "state": {
+                k: v.detach().to("cpu", copy=True) for k, v in state.items()
+            }}  # fmt: skip
+        elif epoch - best["epoch"] >= config.patience:
+            break
     bar.close()
+    if best["state"] is not None and best["epoch"] != len(history):
+        accelerator.unwrap_model(model).load_state_dict(best["state"])
+    final = history[best["epoch"] - 1] if best["epoch"] else history[-1]
+    length_baseline = length_baseline_accuracy(train_c, eval_c)
+    learned, reason = learned_verdict(final["eval_loss"], final["eval_accuracy"], length_baseline)
     seconds = time.perf_counter() - t0 - eval_seconds  # training time only
     # CPU time of this process: on a shared machine, less at the mercy of other jobs than wall time.
     cpu_seconds = time.process_time() - cpu0 - eval_cpu
 
     # 4. Save: merged weights (safetensors), tokenizer, config, data hashes, metrics.
     metrics = {
-        **history[-1],
+        # The verdict a training round reads (CONTRACTS.md #1): on the weights that are saved.
+        "learned": learned,
+        "not_learned_reason": reason,
+        "heldout_loss": final["eval_loss"],
+        "heldout_accuracy": final["eval_accuracy"],
+        "length_baseline_accuracy": length_baseline,
+        **final,
+        "epochs_run": len(history),
+        "best_epoch": final["epoch"],
+        "batch_size": batch_size,
+        "optimizer_steps": math.ceil(len(loader) / config.grad_accum) * len(history),
         "history": history,
         "train_comparisons": len(train_c),
         "eval_comparisons": len(eval_c),
@@ -299,8 +353,12 @@ def evaluate_saved(
 
 def _run_reward(args: argparse.Namespace) -> int:
     metrics = train_reward_model(dataclass_from_namespace(RewardConfig, args))
-    keep = ("train_pairs_per_second", "eval_accuracy", "eval_loss", "eval_pairs")
+    keep = ("learned", "not_learned_reason", "heldout_accuracy", "heldout_loss")
+    keep += ("length_baseline_accuracy", "eval_pairs", "epochs_run", "optimizer_steps")
+    keep += ("train_pairs_per_second",)
     if int(os.environ.get("RANK", "0")) == 0:  # one summary line, not one per process
+        if not metrics["learned"]:
+            print(f"reward model did not learn: {metrics['not_learned_reason']}", file=sys.stderr)
         print(json.dumps({k: metrics.get(k) for k in keep}))
     return 0
 

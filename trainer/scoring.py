@@ -7,13 +7,14 @@ held-out accuracy, gold accuracy and how unsafe responses score against the othe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from trainer.batching import collate
-from trainer.data import Encoded
+from trainer.data import Comparison, Encoded
 
 
 def _per_token_head(model: torch.nn.Module) -> torch.nn.Module | None:
@@ -175,3 +176,52 @@ def evaluate(
         "mean_reward_unsafe": ratio("unsafe_sum", "unsafe_n"),
         "mean_reward_other": ratio("other_sum", "other_n"),
     }  # type: ignore[return-value]
+
+
+def length_baseline_accuracy(
+    train: Sequence[Comparison], held: Sequence[Comparison]
+) -> float | None:
+    """Held-out accuracy of "the longer response wins" (or the shorter, if training says so).
+
+    The direction is fitted on the training pairs, as a model would be; strict pairs only, as in
+    `evaluate`, and a pair of equal lengths counts as half right.
+    """
+
+    def longer_wins(comparisons: Sequence[Comparison]) -> tuple[float, int]:
+        score, n = 0.0, 0
+        for c in comparisons:
+            for p in c.pairs:
+                if not p.tie:
+                    a, b = len(c.responses[p.better]), len(c.responses[p.worse])
+                    score, n = score + (1.0 if a > b else 0.5 if a == b else 0.0), n + 1
+        return score, n
+
+    fit, n_fit = longer_wins(train)
+    score, n = longer_wins(held)
+    if not n:
+        return None
+    return score / n if fit >= n_fit / 2 else 1 - score / n
+
+
+# A held-out loss within this of ln 2 is a coin flip on every pair: rewards that barely differ
+# can still order most pairs right (the issue-18 model: loss 0.69313, accuracy 0.535).
+LN2_MARGIN = 1e-3
+
+
+def learned_verdict(
+    loss: float | None, accuracy: float | None, length_baseline: float | None
+) -> tuple[bool, str | None]:
+    """Learned or not, and why not: held-out loss not below ln 2, or accuracy not above length."""
+    if loss is None or accuracy is None:
+        return False, "no held-out pairs to judge it by (set --eval-fraction or --eval-data)"
+    if loss >= math.log(2) - LN2_MARGIN:
+        return False, (
+            f"held-out loss {loss:.4f} is not below ln 2 = {math.log(2):.4f} (by {LN2_MARGIN}):"
+            " its rewards barely separate the responses"
+        )
+    if length_baseline is not None and accuracy <= length_baseline:
+        return False, (
+            f"held-out accuracy {accuracy:.3f} is not above the length baseline"
+            f" {length_baseline:.3f}"
+        )
+    return True, None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 from pathlib import Path
 
@@ -107,6 +108,63 @@ def test_training_learns_a_held_out_ranking_and_reports_eval_metrics(tiny_bert_d
     assert metrics["train_pairs_seen"] == 128 * 6 * 3
 
 
+def long_marker_rankings(n: int, seed: int, *, start: int = 0) -> list[RankingRecord]:
+    """`marker_rankings` behind a long shared passage, as a clinical question with context is."""
+    rng = random.Random(seed)
+    return [
+        r.model_copy(update={"prompt": " ".join(rng.choices(FILLER, k=120)) + " " + r.prompt})
+        for r in marker_rankings(n, seed, start=start)
+    ]
+
+
+def test_default_budget_learns_a_small_kway_set_at_full_length(tiny_bert_dir: Path) -> None:
+    # 48 four-way judgments, prompts cut from the left to fit: what a first campaign gives. With
+    # no tuning the rewards must separate on held-out questions. A budget counted in comparisons
+    # (8 four-way ones a step, one epoch: 6 Adam steps) left the loss at ln 2, accuracy or not.
+    config = RewardConfig(model=str(tiny_bert_dir), out="", max_length=64, progress=False)
+    metrics = reward.train_reward_model(
+        config, records=long_marker_rankings(48, seed=0),
+        eval_records=long_marker_rankings(32, 1, start=500),
+    )  # fmt: skip
+    assert metrics["eval_loss"] < math.log(2) - 0.05, metrics
+    assert metrics["eval_accuracy"] > 0.7
+    assert metrics["heldout_loss"] == metrics["eval_loss"]
+    assert metrics["learned"] is True and metrics["not_learned_reason"] is None
+    # The budget came from the data: a batch of ~8 pairs (one 4-way comparison), several epochs.
+    assert metrics["batch_size"] == 1 and metrics["epochs_run"] > 1
+    # Early stopping keeps the best epoch's weights: the reported figures are that epoch's.
+    best = metrics["history"][metrics["best_epoch"] - 1]
+    assert metrics["heldout_loss"] == best["eval_loss"] == min(
+        row["eval_loss"] for row in metrics["history"]
+    )
+
+
+def test_a_model_that_did_not_learn_says_so(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    # lr 0: the rewards stay those of the fresh head, a coin flip on every held-out pair.
+    out = tmp_path / "rm"
+    config = RewardConfig(
+        model=str(tiny_bert_dir), out=str(out), epochs=1, lr=0.0, max_length=32, progress=False
+    )
+    reward.train_reward_model(
+        config, records=marker_rankings(16, seed=0), eval_records=marker_rankings(8, 1, start=500)
+    )
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["learned"] is False
+    assert "not below ln 2" in saved["not_learned_reason"]
+    assert abs(saved["heldout_loss"] - math.log(2)) < 1e-3
+    assert 0 <= saved["length_baseline_accuracy"] <= 1 and 0 <= saved["heldout_accuracy"] <= 1
+
+
+def test_no_heldout_split_is_no_verdict_of_learning(tiny_bert_dir: Path) -> None:
+    config = RewardConfig(
+        model=str(tiny_bert_dir), out="", epochs=1, max_length=32, eval_fraction=0.0,
+        progress=False,
+    )  # fmt: skip
+    metrics = reward.train_reward_model(config, records=marker_rankings(8, seed=0))
+    assert metrics["learned"] is False and "no held-out" in metrics["not_learned_reason"]
+    assert metrics["heldout_loss"] is None and metrics["length_baseline_accuracy"] is None
+
+
 def test_bf16_autocast_trains_and_saves_fp32_weights(tiny_bert_dir: Path, tmp_path: Path) -> None:
     # The autocast CUDA runs, here on the CPU; held-out scoring must stay fp32 (bf16 rewards tie).
     from safetensors.torch import load_file
@@ -167,6 +225,12 @@ def test_cli_trains_saves_a_loadable_model_and_reward_eval_prints_json(
     )  # fmt: skip
     assert '"epoch": 1' in printed
     metrics = json.loads((out / "metrics.json").read_text())
+    # The verdict a training round reads (CONTRACTS.md #1), also in the printed summary line.
+    verdict = {"learned", "not_learned_reason", "heldout_loss", "heldout_accuracy"}
+    verdict |= {"length_baseline_accuracy"}
+    summary = json.loads(printed.strip().splitlines()[-1])
+    assert verdict <= set(metrics) and verdict <= set(summary)
+    assert isinstance(metrics["learned"], bool) and summary["learned"] == metrics["learned"]
     assert metrics["eval_pairs"] == 3 and metrics["train_comparisons"] == 24
     assert metrics["eval_tie_pairs"] == 1 and metrics["eval_tie_mean_abs_diff"] >= 0
     meta = json.loads((out / reward.META_FILE).read_text())

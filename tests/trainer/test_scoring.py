@@ -114,3 +114,31 @@ def test_training_in_chunks_ends_with_the_model_one_padded_forward_gives(
     # ... and training did move the weights, so the equality above says something.
     key = next(k for k in moved if k.endswith("word_embeddings.weight"))
     assert not torch.allclose(moved[key], weights[0]["bert." + key], atol=1e-3)
+
+
+def test_length_baseline_fits_its_direction_on_the_training_pairs() -> None:
+    from trainer.data import Comparison, Pair
+    from trainer.scoring import length_baseline_accuracy
+
+    def comp(better: str, worse: str) -> Comparison:
+        return Comparison(key=better, prompt="q", responses=[better, worse], pairs=[Pair(0, 1)])
+
+    shorter_wins = [comp("a", "bbb"), comp("cc", "dddd")]
+    held = [comp("x", "yyy"), comp("zz", "w"), comp("uu", "vv")]  # shorter, longer, equal
+    tie = Comparison(key="t", prompt="q", responses=["a", "bb"], pairs=[Pair(0, 1, tie=True)])
+    assert length_baseline_accuracy(shorter_wins, [*held, tie]) == (1 + 0 + 0.5) / 3
+    longer_wins = [comp("bbb", "a")]
+    assert length_baseline_accuracy(longer_wins, held) == (0 + 1 + 0.5) / 3
+    assert length_baseline_accuracy(longer_wins, []) is None
+
+
+def test_learned_verdict_names_why_not() -> None:
+    from trainer.scoring import learned_verdict
+
+    # The issue-18 model: rewards that order most pairs, a loss that is a coin flip's.
+    learned, reason = learned_verdict(0.69313, 0.535, 0.495)
+    assert not learned and reason is not None and "not below ln 2" in reason
+    learned, reason = learned_verdict(0.68, 0.55, 0.56)
+    assert not learned and reason is not None and "length baseline 0.560" in reason
+    assert learned_verdict(0.68, 0.60, 0.50) == (True, None)
+    assert learned_verdict(None, None, None)[0] is False
