@@ -65,7 +65,7 @@ LOOP_DEMO_CAMPAIGN = "FineGrainedRLHF QA (loop demo)"
 # A round sized for a laptop CPU with SmolLM2-135M and MiniLM (`make loop-demo`, bench/round.py):
 # a few policy steps and short answers, enough to watch every step run and publish.
 LOOP_DEMO_CONFIG = {
-    "reward_lr": 1e-4, "reward_batch_size": 8, "policy_steps": 4,
+    "reward_lr": 1e-4, "policy_steps": 4,
     "prompts_per_step": 2, "rollouts_per_prompt": 4, "max_new_tokens": 48, "policy_lr": 1e-6,
     "generate_prompts": 8, "responses_per_prompt": 2,
 }  # fmt: skip

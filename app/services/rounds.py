@@ -33,7 +33,13 @@ class RoundConfig(BaseModel):
         "from the data, stopping early on the held-out loss).",
     )
     reward_lr: float = Field(5e-5, gt=0, le=1, description="Reward model learning rate.")
-    reward_batch_size: int = Field(8, ge=1, le=512, description="Comparisons per reward batch.")
+    reward_batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=512,
+        description="Comparisons per reward batch; empty: the trainer's own (~8 implied pairs a "
+        "batch whatever K, so four-way data gets enough optimizer steps).",
+    )
     require_learned: bool = Field(
         True, description="Stop the round when the reward model did not beat chance."
     )

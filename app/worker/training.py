@@ -81,7 +81,8 @@ def reward(ctx: RoundContext) -> StepResult:
         "reward", "--model", start["from"], "--out", str(out), "--data", str(data / "train.jsonl"),
         *evaluation, *(["--epochs", str(cfg.reward_epochs)] if cfg.reward_epochs else []),
         "--lr", str(cfg.reward_lr),
-        "--batch-size", str(cfg.reward_batch_size), "--seed", str(cfg.seed),
+        *(["--batch-size", str(cfg.reward_batch_size)] if cfg.reward_batch_size else []),
+        "--seed", str(cfg.seed),
     ])  # fmt: skip
     trained = json.loads((out / "metrics.json").read_text())
     verdict = {key: trained.get(key, "unknown") for key in VERDICT_KEYS}
