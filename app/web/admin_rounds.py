@@ -9,7 +9,7 @@ from starlette.datastructures import FormData
 from app.db import SessionDep
 from app.services.rounds import RoundConfig, cancel_round, get_round, queue_round
 from app.services.schedules import create_schedule, set_schedule_active
-from app.web.auth import AdminDep, CsrfDep, require_admin
+from app.web.auth import AdminDep, CsrfDep, PageId, require_admin
 from app.web.forms import integer, text
 from app.web.pages import FormDep
 from app.web.rounds_views import models_context, round_context, rounds_context
@@ -43,7 +43,7 @@ def queue(session: SessionDep, admin: AdminDep, form: FormDep) -> RedirectRespon
 
 
 @router.get("/rounds/{round_id}")
-def round_page(request: Request, session: SessionDep, admin: AdminDep, round_id: int) -> Response:
+def round_page(request: Request, session: SessionDep, admin: AdminDep, round_id: PageId) -> Response:
     """A round: step timeline, log tails, charts, model versions, reward-hacking watch."""
     context = round_context(
         session, user=admin, training_round=get_round(session, round_id=round_id)
@@ -52,7 +52,7 @@ def round_page(request: Request, session: SessionDep, admin: AdminDep, round_id:
 
 
 @router.post("/rounds/{round_id}/cancel", dependencies=[CsrfDep])
-def cancel(session: SessionDep, admin: AdminDep, round_id: int) -> RedirectResponse:
+def cancel(session: SessionDep, admin: AdminDep, round_id: PageId) -> RedirectResponse:
     """Cancel: a queued round at once, a running one at its next step boundary."""
     cancel_round(session, round_id=round_id, actor_id=admin.id)
     return RedirectResponse(f"/admin/rounds/{round_id}", status_code=303)
@@ -72,7 +72,7 @@ def schedule(session: SessionDep, admin: AdminDep, form: FormDep) -> RedirectRes
 
 @router.post("/schedules/{schedule_id}/active", dependencies=[CsrfDep])
 def pause_or_resume(
-    session: SessionDep, admin: AdminDep, form: FormDep, schedule_id: int
+    session: SessionDep, admin: AdminDep, form: FormDep, schedule_id: PageId
 ) -> RedirectResponse:
     """Pause (active=0) or resume (active=1) a schedule."""
     active = text(form, "active") == "1"

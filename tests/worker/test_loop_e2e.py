@@ -33,7 +33,7 @@ PROMPTS = 12
 CONFIG = {"reward_epochs": 8, "reward_lr": 1e-3, "reward_batch_size": 4, "policy_steps": 2,
           "prompts_per_step": 2, "rollouts_per_prompt": 2, "max_new_tokens": 12,
           "generate_prompts": 4, "eval_fraction": 0.25}
-GOOD, BAD = "doctor", "water"
+GOOD, BAD = "doctor", "poison"  # the same length: length alone cannot tell them apart
 
 
 def seed_comparisons(session: Session, campaign) -> None:
