@@ -82,11 +82,10 @@ def live_only() -> Any:
     return ~exists().where(later.supersedes_id == Judgment.id)
 
 
-def judgment_filters(query: ExportQuery) -> list[Any]:
-    """WHERE clauses for the export's filters."""
+def scope_filters(query: ExportQuery, *, created: Any) -> list[Any]:
+    """WHERE clauses for the filters judgments and skips share (campaign, round, gold, rater,
+    dates); `created` is the row's own timestamp column."""
     clauses: list[Any] = []
-    if not query.include_superseded:
-        clauses.append(live_only())
     if query.campaign_id is not None:
         clauses.append(Comparison.campaign_id == query.campaign_id)
     if query.round_id is not None:
@@ -96,9 +95,17 @@ def judgment_filters(query: ExportQuery) -> list[Any]:
     if query.rater is not None:
         clauses.append(User.pseudonym == query.rater)
     if query.created_after is not None:
-        clauses.append(Judgment.created_at >= query.created_after)
+        clauses.append(created >= query.created_after)
     if query.created_before is not None:
-        clauses.append(Judgment.created_at < query.created_before)
+        clauses.append(created < query.created_before)
+    return clauses
+
+
+def judgment_filters(query: ExportQuery) -> list[Any]:
+    """WHERE clauses for the export's filters."""
+    clauses = scope_filters(query, created=Judgment.created_at)
+    if not query.include_superseded:
+        clauses.append(live_only())
     if query.max_judgment_id is not None:
         clauses.append(Judgment.id <= query.max_judgment_id)
     return clauses

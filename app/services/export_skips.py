@@ -10,24 +10,12 @@ from sqlalchemy.orm import Session
 
 from app.models import Assignment, Campaign, Comparison, Prompt, User
 from app.schemas.export import ExportQuery
+from app.services.export_rows import scope_filters
 from trainer.schema import SCHEMA_VERSION
 
 
 def _filters(query: ExportQuery) -> list[Any]:
-    clauses: list[Any] = [Assignment.state == "skipped"]
-    if query.campaign_id is not None:
-        clauses.append(Comparison.campaign_id == query.campaign_id)
-    if query.round_id is not None:
-        clauses.append(Comparison.round_id == query.round_id)
-    if query.exclude_gold:
-        clauses.append(Comparison.is_gold.is_(False))
-    if query.rater is not None:
-        clauses.append(User.pseudonym == query.rater)
-    if query.created_after is not None:
-        clauses.append(Assignment.completed_at >= query.created_after)
-    if query.created_before is not None:
-        clauses.append(Assignment.completed_at < query.created_before)
-    return clauses
+    return [Assignment.state == "skipped", *scope_filters(query, created=Assignment.completed_at)]
 
 
 def skip_rows(session: Session, *, query: ExportQuery) -> Iterator[dict[str, Any]]:
