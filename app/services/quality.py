@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import combinations, permutations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -298,7 +298,7 @@ def recount(session: Session, comparison_ids: Iterable[int]) -> None:
             kept.append({"comparison_id": cid, "campaign_id": campaign_id,
                          "agreement": agreement, "rankings": n_rankings, "tally": share})  # fmt: skip
         session.execute(delete(QualityComparison).where(QualityComparison.comparison_id.in_(chunk)))
-        session.execute(QualityComparison.__table__.insert(), kept)
+        session.execute(insert(QualityComparison), kept)
         _apply(session, deltas)
 
 
@@ -322,8 +322,8 @@ def _lock_progress(session: Session) -> int:
     SQLite), so that two refreshes never move the same difference twice; returns how far the
     tallies have read."""
     dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert(QualityProgress).values(id=1, judgment_id=0, refreshed_at=utcnow())
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(dialect_insert(QualityProgress).values(id=1, judgment_id=0, refreshed_at=utcnow())
                     .on_conflict_do_nothing(index_elements=["id"]))  # fmt: skip
     return session.execute(
         update(QualityProgress).where(QualityProgress.id == 1)
