@@ -29,11 +29,13 @@ users_cli = typer.Typer(help="User accounts.", no_args_is_help=True)
 demo_cli = typer.Typer(help="Demo data.", no_args_is_help=True)
 tokens_cli = typer.Typer(help="API tokens for /api/v1.", no_args_is_help=True)
 rounds_cli = typer.Typer(help="Training rounds (a worker runs them).", no_args_is_help=True)
+quality_cli = typer.Typer(help="The kept data-quality figures.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(demo_cli, name="demo")
 cli.add_typer(tokens_cli, name="tokens")
 cli.add_typer(rounds_cli, name="rounds")
+cli.add_typer(quality_cli, name="quality")
 
 
 class SchemaOutOfDate(Exception):
@@ -391,6 +393,29 @@ def rounds_list() -> None:
             typer.echo(
                 f"{r.id}\t{r.status}\t{r.stage or '-'}\tcampaign {r.campaign_id}\t{r.error or ''}"
             )
+
+
+@quality_cli.command("refresh")
+def quality_refresh(
+    rebuild: bool = typer.Option(
+        False, "--rebuild", help="Forget the kept figures and count every judgment again."
+    ),
+) -> None:
+    """Count the judgments made since the last refresh into the quality figures (a cron job
+    after large imports; the admin pages count the newest themselves)."""
+    from app.services import quality
+
+    read = 0
+    if rebuild:
+        with session_scope() as session:
+            quality.rebuild(session)
+    while True:  # a batch a transaction, so a long catch-up never holds one lock for long
+        with session_scope() as session:
+            progress = quality.refresh(session)
+        read += progress.read
+        if progress.caught_up:
+            break
+    typer.echo(f"counted {read} judgments; the quality figures are up to date")
 
 
 @cli.command("worker")

@@ -10,6 +10,7 @@ from app.models.campaigns import (
     Prompt,
     Response,
 )
+from app.models.quality import QualityComparison, QualityProgress, QualityTally
 from app.models.rating import Assignment, Judgment
 from app.models.review import SafetyReview
 from app.models.rounds import ModelVersion, RoundStep, Schedule, TrainingRound
@@ -29,6 +30,9 @@ __all__ = [
     "LoginThrottle",
     "ModelVersion",
     "Prompt",
+    "QualityComparison",
+    "QualityProgress",
+    "QualityTally",
     "Response",
     "RoundStep",
     "SafetyReview",

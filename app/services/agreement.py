@@ -7,9 +7,10 @@ tie), so that raters who saw the responses in different orders are compared on t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
-from itertools import combinations
+from itertools import combinations, permutations
 
 Ranking = dict[int, int]
 
@@ -113,31 +114,70 @@ def pair_relations(ranking: Ranking, items: Sequence[int]) -> dict[tuple[int, in
     return {(i, j): _sign(ranking[i] - ranking[j]) for i, j in combinations(ranked, 2)}
 
 
-def cohen_kappa(a: Sequence[int], b: Sequence[int]) -> float | None:
-    """Cohen's kappa of two raters' categorical labels on the same units; None if undefined."""
-    n = len(a)
-    if n == 0 or n != len(b):
+def cohen_kappa_from_counts(counts: Mapping[tuple[int, int], float]) -> float | None:
+    """Cohen's kappa from {(label by a, label by b): units}; None if undefined."""
+    n = sum(counts.values())
+    if n == 0:
         return None
-    observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
-    labels = set(a) | set(b)
-    expected = sum((list(a).count(c) / n) * (list(b).count(c) / n) for c in labels)
-    if expected == 1:
+    observed = sum(v for (x, y), v in counts.items() if x == y) / n
+    by_a: dict[int, float] = defaultdict(float)
+    by_b: dict[int, float] = defaultdict(float)
+    for (x, y), v in counts.items():
+        by_a[x] += v
+        by_b[y] += v
+    expected = sum((by_a[c] / n) * (by_b[c] / n) for c in by_a.keys() | by_b.keys())
+    if expected >= 1 - 1e-12:
         return None  # both raters used one label throughout: chance explains everything
     return (observed - expected) / (1 - expected)
 
 
-def ordinal_alpha(matrix: Sequence[Sequence[float | None]]) -> float | None:
-    """Krippendorff's alpha, ordinal, of a raters x units matrix (None: not rated), by the package.
+def cohen_kappa(a: Sequence[int], b: Sequence[int]) -> float | None:
+    """Cohen's kappa of two raters' categorical labels on the same units; None if undefined."""
+    if len(a) != len(b):
+        return None
+    return cohen_kappa_from_counts(Counter(zip(a, b, strict=True)))
+
+
+def coincidences(matrix: Sequence[Sequence[float | None]]) -> dict[tuple[float, float], float]:
+    """Krippendorff's coincidence matrix {(c, k): o_ck} of a raters x units matrix (None: not
+    rated). Each unit with m values adds 1/(m-1) for every ordered pair of its values; it is a sum
+    over units, which is what lets the quality tallies keep it."""
+    o: dict[tuple[float, float], float] = defaultdict(float)
+    for unit in zip(*matrix, strict=True):
+        values = [v for v in unit if v is not None]
+        for c, k in permutations(values, 2):
+            o[(c, k)] += 1 / (len(values) - 1)
+    return dict(o)
+
+
+def ordinal_alpha_from_coincidences(o: Mapping[tuple[float, float], float]) -> float | None:
+    """Krippendorff's alpha, ordinal, from a coincidence matrix: 1 - (n-1) D_o / D_e with the
+    ordinal distance (sum of n_g from c to k, less half of n_c and n_k) squared, the formula the
+    `krippendorff` package implements (the tests check the two agree).
 
     None when no unit has two values or every value is the same (alpha is undefined then).
     """
-    import krippendorff  # numpy underneath: loaded only when a quality page asks
-    import numpy as np
+    marginal: dict[float, float] = defaultdict(float)
+    for (c, _), v in o.items():
+        marginal[c] += v
+    values = sorted(v for v, n in marginal.items() if n > 1e-9)
+    if len(values) < 2:
+        return None
+    n = sum(marginal.values())
+    cumulative = [0.0]
+    for v in values:
+        cumulative.append(cumulative[-1] + marginal[v])
+    observed = expected = 0.0
+    for i, j in combinations(range(len(values)), 2):
+        c, k = values[i], values[j]
+        delta = (cumulative[j + 1] - cumulative[i] - (marginal[c] + marginal[k]) / 2) ** 2
+        observed += (o.get((c, k), 0.0) + o.get((k, c), 0.0)) * delta
+        expected += 2 * marginal[c] * marginal[k] * delta
+    if expected == 0:
+        return None
+    return 1 - (n - 1) * observed / expected
 
-    data = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
-    if data.size == 0 or int((np.sum(~np.isnan(data), axis=0) >= 2).sum()) == 0:
-        return None
-    values = data[~np.isnan(data)]
-    if len(set(values.tolist())) < 2:
-        return None
-    return float(krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal"))
+
+def ordinal_alpha(matrix: Sequence[Sequence[float | None]]) -> float | None:
+    """Krippendorff's alpha, ordinal, of a raters x units matrix (None: not rated)."""
+    return ordinal_alpha_from_coincidences(coincidences(matrix))

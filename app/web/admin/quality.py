@@ -13,7 +13,7 @@ from app.errors import NotFound
 from app.models import Campaign, Comparison, Judgment, Prompt
 from app.schemas.common import MAX_ID
 from app.services.export_rows import live_only
-from app.services.quality import MIN_KAPPA_OVERLAP, compute_quality, rater_names
+from app.services.quality import MIN_KAPPA_OVERLAP, fresh_quality, rater_names
 from app.services.safety import reviews_of
 from app.web.admin.common import show
 from app.web.auth import AdminDep, PageId
@@ -29,7 +29,7 @@ def quality(
 ) -> Response:
     """Alpha, agreement, kappa, gold, position bias, ties, flags, time; most-disagreed comparisons."""
     campaign = session.get(Campaign, campaign_id) if campaign_id else None
-    q = compute_quality(session, campaign_id=campaign.id if campaign else None)
+    q = fresh_quality(session, campaign_id=campaign.id if campaign else None)
     names = rater_names(
         session, [*q.raters, *(a for a, _, _ in q.kappas), *(b for _, b, _ in q.kappas)]
     )

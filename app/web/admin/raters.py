@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.db import SessionDep
 from app.errors import AppError
 from app.models import User, utcnow
-from app.services.quality import compute_quality
+from app.services.quality import compute_quality, fresh_quality, refresh_quality
 from app.services.throttle import accounts_backing_off
 from app.services.users import (
     clear_lockout,
@@ -51,6 +51,7 @@ def _rater_page(
 @router.get("/raters")
 def raters(request: Request, session: SessionDep, admin: AdminDep, page: int = 1) -> Response:
     """Every account, paged, with judgments, median time, agreement, gold accuracy, flag rate."""
+    refresh_quality(session)
     return _list(request, session, admin, page, errors={}, values={}, link=None)
 
 
@@ -72,7 +73,7 @@ def invite(request: Request, session: SessionDep, admin: AdminDep, form: FormDep
 def rater(request: Request, session: SessionDep, admin: AdminDep, user_id: PageId) -> Response:
     """One account: edit form, actions, and its quality figures."""
     user = get_user(session, user_id=user_id)
-    stats = compute_quality(session, campaign_id=None).raters.get(user.id)
+    stats = fresh_quality(session, campaign_id=None).raters.get(user.id)
     return _rater_page(request, session, admin, user, stats=stats, errors={}, link=None)
 
 
