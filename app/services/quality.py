@@ -47,7 +47,7 @@ MIN_KAPPA_OVERLAP = 5  # shared comparisons below which a kappa says more about 
 MOST_DISAGREED = 15
 # Judgments one refresh reads at most, so that a page after a large import stays quick; the rest
 # are read by the next page or by `prefloop quality refresh`.
-REFRESH_BATCH = 20_000
+REFRESH_BATCH = 5_000
 # Judgment ids are handed out before their transaction commits, so a judgment younger than this
 # may still appear below an id already read: the refresh reads past it but only marks as done
 # the judgments older than this (rating transactions last milliseconds).
