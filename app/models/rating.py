@@ -6,8 +6,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import (
+    CheckConstraint,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    exists,
+    text,
+)
+from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 
 from app.models.base import Base, CreatedAt, JSONType
 from app.models.campaigns import Comparison
@@ -131,3 +141,9 @@ class Judgment(CreatedAt, Base):
 
     comparison: Mapped[Comparison] = relationship()
     rater: Mapped[User] = relationship()
+
+    @classmethod
+    def is_live(cls) -> ColumnElement[bool]:
+        """SQL: the judgment is live: no correction supersedes it (said here only)."""
+        later = aliased(cls)
+        return ~exists().where(later.supersedes_id == cls.id)

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.orm import Session, joinedload
 
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import Assignment, Campaign, Comparison, Judgment, User, utcnow
@@ -241,7 +241,8 @@ def submit_judgment(
 
 
 def _is_superseded(session: Session, judgment_id: int) -> bool:
-    return bool(session.scalar(select(exists().where(Judgment.supersedes_id == judgment_id))))
+    live = select(Judgment.id).where(Judgment.id == judgment_id, Judgment.is_live())
+    return session.scalar(live) is None
 
 
 def get_live_judgment(session: Session, *, rater: User, judgment_id: int) -> Judgment:
@@ -283,10 +284,9 @@ def correct_judgment(
 
 def live_judgments(session: Session, *, rater: User, limit: int = 100) -> list[Judgment]:
     """The rater's own judgments that no correction has replaced, newest first."""
-    newer = aliased(Judgment)
     stmt = (
         select(Judgment)
-        .where(Judgment.rater_id == rater.id, ~exists().where(newer.supersedes_id == Judgment.id))
+        .where(Judgment.rater_id == rater.id, Judgment.is_live())
         .options(joinedload(Judgment.comparison).joinedload(Comparison.prompt))
         .order_by(Judgment.created_at.desc(), Judgment.id.desc())
         .limit(limit)

@@ -27,7 +27,6 @@ from app.services.agreement import (
     pair_agreement,
     pair_relations,
 )
-from app.services.export_rows import live_only
 
 MIN_KAPPA_OVERLAP = 5  # shared comparisons below which a kappa says more about luck than raters
 MOST_DISAGREED = 15
@@ -105,7 +104,7 @@ def load_rows(session: Session, *, campaign_id: int | None) -> list[Row]:
         select(Judgment.id, Judgment.comparison_id, Judgment.rater_id, Judgment.shown_order,
                Judgment.ranks, Judgment.flags, Judgment.time_spent_ms, Judgment.created_at)
         .join(Comparison, Comparison.id == Judgment.comparison_id)
-        .where(live_only())
+        .where(Judgment.is_live())
         .order_by(Judgment.id)
     )  # fmt: skip
     if campaign_id is not None:

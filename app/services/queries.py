@@ -33,7 +33,6 @@ from app.schemas.filters import (
     RoundFilters,
     SkipFilters,
 )
-from app.services.export_rows import live_only
 
 M = TypeVar("M")
 RESOURCES: dict[str, Any] = {
@@ -156,7 +155,7 @@ def list_judgments(session: Session, *, query: JudgmentFilters) -> tuple[Sequenc
         rater=(User.pseudonym, query.rater),
     )
     if not query.include_superseded:
-        stmt = stmt.where(live_only())
+        stmt = stmt.where(Judgment.is_live())
     return _page(session, resource="judgments", stmt=stmt, query=query)
 
 

@@ -17,7 +17,6 @@ from app.errors import NotFound, ValidationFailed
 from app.models import Judgment, Prompt, Response, SafetyReview, User, utcnow
 from app.models.review import REVIEW_VERDICTS
 from app.services.audit import record_event
-from app.services.export_rows import live_only
 from trainer.schema import UNSAFE
 
 MAX_NOTE = 2000
@@ -54,7 +53,7 @@ def _unsafe_flags(session: Session) -> dict[int, list[tuple[int, int, list[str],
     # The flags column is JSON; matching its text finds candidates on any database, and the
     # exact check below keeps only real unsafe flags.
     stmt = select(Judgment.id, Judgment.rater_id, Judgment.flags, Judgment.rationale).where(
-        cast(Judgment.flags, Text).like(f'%"{UNSAFE}"%'), live_only()
+        cast(Judgment.flags, Text).like(f'%"{UNSAFE}"%'), Judgment.is_live()
     )
     out: dict[int, list[tuple[int, int, list[str], str]]] = defaultdict(list)
     for jid, rater_id, flags, rationale in session.execute(stmt.order_by(Judgment.id)):
