@@ -187,7 +187,7 @@ def test_bad_option_combinations_are_refused(db):
     flags=st.lists(st.sampled_from(["unsafe", "factually_wrong"]), max_size=2),
 )
 def test_fast_pairwise_lines_parse_to_the_same_rows(texts, margin, tie, round_id, flags):
-    from app.services.export_formats import jsonl_chunks
+    from app.services.export.writers import jsonl_chunks
 
     row = {
         "kind": "pairwise", "prompt": texts[0], "chosen": texts[1], "rejected": texts[2],

@@ -1,4 +1,12 @@
-"""Export preference data (pairwise, ranking, aggregated) as streamed JSONL or Parquet bytes."""
+"""Export preference data (pairwise, ranking, aggregated) as streamed JSONL or Parquet bytes.
+
+The pipeline, one module a stage, in the order the data flows:
+  source   judgment rows (and their texts) streamed from the database in batches
+  skips    the comparisons raters gave back, for the ranking shape
+  shapes   rows as plain dicts in the fields of trainer.schema's records, one function per shape
+  writers  dicts to JSON lines or Parquet, chunk by chunk
+This module joins them: check the query's references, then stream.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +21,10 @@ from sqlalchemy.orm import Session
 from app.errors import NotFound
 from app.models import Campaign, TrainingRound
 from app.schemas.export import ExportQuery
-from app.services.export_formats import SCHEMAS, jsonl_chunks, parquet_chunks
-from app.services.export_records import records
-from app.services.export_rows import BATCH_ROWS, stream_judgments
-from app.services.export_skips import skip_rows
+from app.services.export.shapes import records
+from app.services.export.skips import skip_rows
+from app.services.export.source import BATCH_ROWS, stream_judgments
+from app.services.export.writers import SCHEMAS, jsonl_chunks, parquet_chunks
 
 MEDIA_TYPES = {"jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
 

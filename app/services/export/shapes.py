@@ -11,7 +11,7 @@ from typing import Any
 
 from app.schemas.export import ExportQuery
 from app.services.agreement import bradley_terry, consensus_ranks, mean_pairwise_agreement
-from app.services.export_rows import JudgmentRow
+from app.services.export.source import JudgmentRow
 from trainer.schema import SCHEMA_VERSION, PairExpansion, TieHandling, implied_pairs
 
 Row = dict[str, Any]

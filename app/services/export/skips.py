@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Assignment, Campaign, Comparison, Prompt, User
 from app.schemas.export import ExportQuery
-from app.services.export_rows import scope_filters
+from app.services.export.source import scope_filters
 from trainer.schema import SCHEMA_VERSION
 
 
