@@ -38,6 +38,19 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def written_fields(model: type[BaseModel]) -> list[str]:
+    """A record's fields in the order export files carry them: its own (`kind` first), then
+    those it shares with other records (a pair's provenance). Writers and tests read this."""
+    inherited = {
+        name
+        for base in model.__mro__[1:]
+        if isinstance(base, type) and issubclass(base, BaseModel)
+        for name in base.model_fields
+    }
+    own = [name for name in model.model_fields if name not in inherited]
+    return own + [name for name in model.model_fields if name in inherited]
+
+
 class ResponseRecord(_Record):
     """One response as it was shown, with the flags the rater set on it."""
 

@@ -19,7 +19,9 @@ from trainer.schema import (
     ConversationalPairwiseRecord,
     PairwiseRecord,
     RankingRecord,
+    ResponseRecord,
     ranking_to_pairwise,
+    written_fields,
 )
 
 
@@ -169,6 +171,23 @@ def test_parquet_holds_the_same_rows_as_jsonl(db, judged, options):
     assert parquet == jsonl
 
 
+@pytest.mark.parametrize(
+    ("options", "model"),
+    [({"shape": "pairwise"}, PairwiseRecord),
+     ({"shape": "pairwise", "style": "conversational"}, ConversationalPairwiseRecord),
+     ({"shape": "ranking"}, RankingRecord), ({"shape": "aggregated"}, AggregatedRecord)],
+)  # fmt: skip
+@pytest.mark.parametrize("file_format", ["jsonl", "parquet"])
+def test_each_shape_carries_its_records_fields_in_the_schemas_order(
+    db, judged, options, model, file_format
+):
+    rows = export_rows(db, campaign_id=judged["campaign"].id, format=file_format, **options)
+    assert rows and all(list(row) == written_fields(model) for row in rows)
+    if model is not PairwiseRecord:
+        responses = [r for row in rows for r in row.get("responses", ())]
+        assert all(list(r) == written_fields(ResponseRecord) for r in responses)
+
+
 def test_bad_option_combinations_are_refused(db):
     from app.errors import ValidationFailed
 
@@ -196,5 +215,7 @@ def test_fast_pairwise_lines_parse_to_the_same_rows(texts, margin, tie, round_id
         "chosen_flags": flags, "rejected_flags": [],
         "chosen_confirmed_unsafe": False, "rejected_confirmed_unsafe": tie,
     }  # fmt: skip
-    assert json.loads(b"".join(jsonl_chunks([row]))) == row
+    line = b"".join(jsonl_chunks([row]))
+    assert json.loads(line) == row
+    assert list(json.loads(line)) == written_fields(PairwiseRecord)
     assert set(row) == set(PairwiseRecord.model_fields)

@@ -1,7 +1,8 @@
 """Export rows as plain dicts in the fields of trainer.schema's records, one function per shape.
 
 Dicts rather than the Pydantic records because building a model per pair costs several times
-the whole database read; tests validate every shape against trainer.schema so the two agree.
+the whole database read; tests check every shape against trainer.schema (its fields, in
+`written_fields` order, and a model validation of each row) so the two agree.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from typing import Any
 from app.schemas.export import ExportQuery
 from app.services.agreement import bradley_terry, consensus_ranks, mean_pairwise_agreement
 from app.services.export.source import JudgmentRow
-from trainer.schema import SCHEMA_VERSION, PairExpansion, TieHandling, implied_pairs
+from trainer.schema import (
+    SCHEMA_VERSION,
+    PairExpansion,
+    TieHandling,
+    implied_pairs,
+    pair_margin,
+)
 
 Row = dict[str, Any]
 
@@ -35,9 +42,7 @@ def pairwise_rows(
         if row.not_rankable or ranks is None:
             continue
         for better, worse, tie in implied_pairs(ranks, ties=ties, expansion=expansion):
-            # The strength is the rater's margin of the best over the next: the top pair only.
-            top = ranks[better] == 0 and ranks[worse] == 1
-            margin = float(row.strength) if (row.strength is not None and top) else 0.0
+            margin = float(pair_margin(ranks, row.strength, better, worse))
             prompt: Any = row.prompt
             chosen: Any = row.texts[better]
             rejected: Any = row.texts[worse]

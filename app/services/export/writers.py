@@ -7,12 +7,22 @@ one chunk (JSONL) or one row group (Parquet).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+from trainer.schema import (
+    AggregatedRecord,
+    ConversationalPairwiseRecord,
+    PairwiseRecord,
+    RankingRecord,
+    written_fields,
+)
 
 JSONL_CHUNK_BYTES = 256 * 1024
 PARQUET_ROW_GROUP = 10_000
@@ -30,38 +40,58 @@ _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_d
 _LITERALS = {True: "true", False: "false", None: "null"}
 
 
-def _pairwise_line(row: dict[str, Any], escaped: dict[str, str]) -> str:
-    """A pairwise row's JSON, written field by field: the export's hot loop.
+def _text(value: str | None, escaped: dict[str, str]) -> str:
+    # Each long text is escaped once per chunk: a response recurs in every pair and judgment
+    # that shows it.
+    if value is None:
+        return "null"
+    fragment = escaped.get(value)
+    if fragment is None:
+        fragment = escaped[value] = _encode(value)
+    return fragment
 
-    Each long text is escaped once per chunk (a response recurs in every pair and judgment that
-    shows it); tests check these lines parse to the same rows as the generic encoder's.
+
+def _number(value: object) -> str:
+    if type(value) is int:
+        return str(value)
+    return "null" if value is None else _encode(value)
+
+
+def _field_json(name: str, annotation: Any) -> str:
+    """The f-string piece that writes one field of a record, from the field's type."""
+    key = f'"{name}":'
+    value = f'row["{name}"]'
+    if get_origin(annotation) is Literal and len(get_args(annotation)) == 1:
+        return key + _encode(get_args(annotation)[0])  # the record's kind: a constant
+    if annotation in (str, str | None):
+        return key + f"{{_text({value}, escaped)}}"
+    if annotation is float:
+        return key + f"{{float({value})!r}}"
+    if annotation is bool:
+        return key + f"{{_LITERALS[{value}]}}"
+    if annotation in (int, int | None, int | str, int | str | None):
+        return key + f"{{_number({value})}}"
+    if annotation == list[str]:
+        return key + f'{{_encode({value}) if {value} else "[]"}}'
+    return key + f"{{_encode({value})}}"  # anything else: the generic encoder
+
+
+def line_writer(model: type[BaseModel]) -> Callable[[dict[str, Any], dict[str, str]], str]:
+    """A function writing one row of `model` as a JSON line, field by field: the hot loop.
+
+    Generated from the model's fields (as dataclasses generates __init__), so the fast path
+    carries exactly the schema's fields in its order; tests check its lines parse to the rows.
     """
+    fields = model.model_fields
+    body = ",".join(_field_json(name, fields[name].annotation) for name in written_fields(model))
+    source = f"def line(row, escaped):\n    return f'{{{{{body}}}}}'\n"
+    scope = {"_text": _text, "_number": _number, "_encode": _encode, "_LITERALS": _LITERALS}
+    exec(compile(source, f"<{model.__name__} line writer>", "exec"), scope)  # noqa: S102
+    return scope["line"]  # type: ignore[no-any-return]
 
-    def text(value: str | None) -> str:
-        if value is None:
-            return "null"
-        fragment = escaped.get(value)
-        if fragment is None:
-            fragment = escaped[value] = _encode(value)
-        return fragment
 
-    def number(value: object) -> str:
-        if type(value) is int:
-            return str(value)
-        return "null" if value is None else _encode(value)
-
-    return (
-        f'{{"kind":"pairwise","prompt":{text(row["prompt"])},"chosen":{text(row["chosen"])},'
-        f'"rejected":{text(row["rejected"])},"margin":{float(row["margin"])!r},'
-        f'"tie":{_LITERALS[row["tie"]]},"comparison_id":{number(row["comparison_id"])},'
-        f'"judgment_id":{number(row["judgment_id"])},"rater":{text(row["rater"])},'
-        f'"campaign":{text(row["campaign"])},"round":{number(row["round"])},'
-        f'"is_gold":{_LITERALS[row["is_gold"]]},"weight":{float(row["weight"])!r},'
-        f'"late":{_LITERALS[row["late"]]},"chosen_flags":{_encode(row["chosen_flags"]) if row["chosen_flags"] else "[]"},'
-        f'"rejected_flags":{_encode(row["rejected_flags"]) if row["rejected_flags"] else "[]"},'
-        f'"chosen_confirmed_unsafe":{_LITERALS[row["chosen_confirmed_unsafe"]]},'
-        f'"rejected_confirmed_unsafe":{_LITERALS[row["rejected_confirmed_unsafe"]]}}}'
-    )
+# Rows whose kind has a generated writer; the others go through the generic encoder.
+LINE_WRITERS = {"pairwise": line_writer(PairwiseRecord)}
 
 
 def jsonl_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
@@ -70,8 +100,8 @@ def jsonl_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
     escaped: dict[str, str] = {}  # cleared with each chunk, so memory stays one chunk
     size = 0
     for row in rows:
-        plain = row.get("kind") == "pairwise"
-        line = _pairwise_line(row, escaped) if plain else _encode(row)
+        write = LINE_WRITERS.get(row.get("kind"))  # type: ignore[arg-type]
+        line = write(row, escaped) if write is not None else _encode(row)
         lines.append(line)
         size += len(line)
         if size >= JSONL_CHUNK_BYTES:
@@ -84,90 +114,53 @@ def jsonl_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
         yield "\n".join(lines).encode()
 
 
-_FLAGS = pa.list_(pa.string())
-_MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-_RESPONSES = pa.list_(
-    pa.struct(
-        [
-            ("response_id", pa.int64()),
-            ("text", pa.string()),
-            ("model_version", pa.string()),
-            ("flags", _FLAGS),
-            ("read_to_end", pa.bool_()),
-            ("confirmed_unsafe", pa.bool_()),
-        ]
-    )
-)
+_ARROW_SCALARS = {
+    str: pa.string(),
+    bool: pa.bool_(),
+    int: pa.int64(),
+    float: pa.float64(),
+    datetime: pa.timestamp("us", tz="UTC"),
+}
 
 
-def _pairwise(text: pa.DataType, kind: str) -> pa.Schema:
+def arrow_type(annotation: Any) -> pa.DataType:
+    """The Arrow type of a trainer.schema field: nullable scalars, lists, nested records."""
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return pa.string()
+    if origin in (Union, UnionType):
+        args = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if int in args:  # ids are `int | str` (a TRL file may name its own); the app's are ints
+            return pa.int64()
+        (only,) = args
+        return arrow_type(only)
+    if origin is list:
+        return pa.list_(arrow_type(get_args(annotation)[0]))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return pa.struct(_arrow_fields(annotation))
+    return _ARROW_SCALARS[annotation]
+
+
+def _arrow_fields(model: type[BaseModel]) -> list[tuple[str, pa.DataType]]:
+    fields = model.model_fields
+    return [(name, arrow_type(fields[name].annotation)) for name in written_fields(model)]
+
+
+def arrow_schema(model: type[BaseModel], *, kind_metadata: bool = False) -> pa.Schema:
+    """The Parquet schema of a record model, in the order its JSON lines carry the fields."""
+    kind = get_args(model.model_fields["kind"].annotation)[0]
     return pa.schema(
-        [
-            ("kind", pa.string()),
-            ("prompt", text),
-            ("chosen", text),
-            ("rejected", text),
-            ("margin", pa.float64()),
-            ("tie", pa.bool_()),
-            ("comparison_id", pa.int64()),
-            ("judgment_id", pa.int64()),
-            ("rater", pa.string()),
-            ("campaign", pa.string()),
-            ("round", pa.int64()),
-            ("is_gold", pa.bool_()),
-            ("weight", pa.float64()),
-            ("late", pa.bool_()),
-            ("chosen_flags", _FLAGS),
-            ("rejected_flags", _FLAGS),
-            ("chosen_confirmed_unsafe", pa.bool_()),
-            ("rejected_confirmed_unsafe", pa.bool_()),
-        ],
-        metadata={"prefloop.kind": kind},
+        _arrow_fields(model), metadata={"prefloop.kind": kind} if kind_metadata else None
     )
 
 
-# Fixed schemas: inferring one per row group would break when a group holds only nulls.
+# Fixed schemas: inferring one per row group would break when a group holds only nulls. The two
+# pairwise kinds share their column names, so their files also name the kind in the metadata.
 SCHEMAS = {
-    "pairwise": _pairwise(pa.string(), "pairwise"),
-    "pairwise_conversational": _pairwise(_MESSAGES, "pairwise_conversational"),
-    "ranking": pa.schema(
-        [
-            ("kind", pa.string()),
-            ("schema_version", pa.string()),
-            ("comparison_id", pa.int64()),
-            ("judgment_id", pa.int64()),
-            ("prompt", pa.string()),
-            ("responses", _RESPONSES),
-            ("ranks", pa.list_(pa.int64())),
-            ("strength", pa.int64()),
-            ("not_rankable", pa.bool_()),
-            ("rater", pa.string()),
-            ("campaign", pa.string()),
-            ("round", pa.int64()),
-            ("is_gold", pa.bool_()),
-            ("weight", pa.float64()),
-            ("late", pa.bool_()),
-            ("created_at", pa.timestamp("us", tz="UTC")),
-        ]
-    ),
-    "aggregated": pa.schema(
-        [
-            ("kind", pa.string()),
-            ("schema_version", pa.string()),
-            ("comparison_id", pa.int64()),
-            ("prompt", pa.string()),
-            ("responses", _RESPONSES),
-            ("consensus_ranks", pa.list_(pa.int64())),
-            ("bt_scores", pa.list_(pa.float64())),
-            ("n_raters", pa.int64()),
-            ("n_late", pa.int64()),
-            ("agreement", pa.float64()),
-            ("raters", pa.list_(pa.string())),
-            ("campaign", pa.string()),
-            ("round", pa.int64()),
-            ("is_gold", pa.bool_()),
-        ]
-    ),
+    "pairwise": arrow_schema(PairwiseRecord, kind_metadata=True),
+    "pairwise_conversational": arrow_schema(ConversationalPairwiseRecord, kind_metadata=True),
+    "ranking": arrow_schema(RankingRecord),
+    "aggregated": arrow_schema(AggregatedRecord),
 }
 
 
