@@ -23,7 +23,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from trainer.batching import ShuffledBatches, collate
-from trainer.config import RewardConfig, dataclass_from_namespace, dataclass_to_arguments
+from trainer.cli import dataclass_from_namespace, dataclass_to_arguments
+from trainer.config import RewardConfig, RewardEvalConfig
 from trainer.data import (
     Comparison,
     Record,
@@ -364,8 +365,9 @@ def _run_reward(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    config = dataclass_from_namespace(RewardEvalConfig, args)
     result = evaluate_saved(
-        args.model, args.data, max_length=args.max_length, batch_size=args.batch_size
+        config.model, config.data, max_length=config.max_length, batch_size=config.batch_size
     )
     print(json.dumps(result))
     return 0
@@ -379,8 +381,5 @@ def register(subparsers: Any) -> None:
     dataclass_to_arguments(train, RewardConfig, required=("model", "out", "data"))
     train.set_defaults(func=_run_reward)
     ev = subparsers.add_parser("reward-eval", help="Score a preference file with a reward model.")
-    ev.add_argument("--model", required=True, help="A directory written by `reward`.")
-    ev.add_argument("--data", required=True, help="JSONL: export records or TRL pairs.")
-    ev.add_argument("--max-length", type=int, default=512, help="Tokens per sequence.")
-    ev.add_argument("--batch-size", type=int, default=8, help="Comparisons per batch.")
+    dataclass_to_arguments(ev, RewardEvalConfig, required=("model", "data"))
     ev.set_defaults(func=_run_eval)

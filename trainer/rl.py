@@ -305,7 +305,7 @@ def add_command(
     report: str,
 ) -> None:
     """Register `python -m trainer NAME`: flags from `config_cls`; prints the last step's `report`."""
-    from trainer.config import dataclass_from_namespace, dataclass_to_arguments
+    from trainer.cli import dataclass_from_namespace, dataclass_to_arguments
 
     parser = subparsers.add_parser(name, help=help_text)
     dataclass_to_arguments(parser, config_cls, required=required)
