@@ -155,3 +155,21 @@ def test_import_is_all_or_nothing_and_names_the_line(sqlite_url: str, tmp_path: 
     engine = create_engine(sqlite_url)
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Comparison)) == 2
+
+
+def test_export_offers_every_export_query_option_under_its_flag() -> None:
+    import typer
+
+    from app.cli import cli
+    from app.schemas.export import ExportQuery
+
+    params = typer.main.get_command(cli).commands["export"].params  # type: ignore[attr-defined]
+    assert {p.name for p in params} == {"out", *ExportQuery.model_fields}
+    # The flags users type, as before the command was generated from the model.
+    assert [opt for p in params for opt in p.opts] == [
+        "--out", "-o", "--shape", "--format", "--style", "--ties", "--expansion",
+        "--min-agreement", "--exclude-gold", "--include-superseded", "--include-skips",
+        "--campaign", "--round", "--rater", "--since", "--until", "--max-judgment-id",
+    ]  # fmt: skip
+    switches = {p.opts[0] for p in params if p.is_flag}
+    assert switches == {"--exclude-gold", "--include-superseded", "--include-skips"}
