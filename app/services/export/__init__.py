@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from app.errors import NotFound
 from app.models import Campaign, TrainingRound
 from app.schemas.export import ExportQuery
+from app.services.campaigns import get_campaign
 from app.services.export.shapes import records
 from app.services.export.skips import skip_rows
 from app.services.export.source import BATCH_ROWS, stream_judgments
@@ -40,8 +41,8 @@ class Export:
 
 def _check_references(session: Session, query: ExportQuery) -> None:
     # An unknown campaign or round is a typo to report, not an empty file to hand back.
-    if query.campaign_id is not None and session.get(Campaign, query.campaign_id) is None:
-        raise NotFound(f"no campaign with id {query.campaign_id}", field="campaign_id")
+    if query.campaign_id is not None:
+        get_campaign(session, campaign_id=query.campaign_id)
     if query.round_id is not None and session.get(TrainingRound, query.round_id) is None:
         raise NotFound(f"no training round with id {query.round_id}", field="round_id")
 
