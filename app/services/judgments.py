@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import Assignment, Campaign, Comparison, Judgment, User, utcnow
-from app.models.rating import MAX_RATIONALE
+from app.models.rating import MAX_RATIONALE, AssignmentState
 from trainer.schema import KNOWN_FLAGS, UNSAFE, is_weak_order
 
 MAX_REASON = 500
@@ -213,9 +213,9 @@ def submit_judgment(
     _check_key(data.idempotency_key)
     # The lock makes a double submit wait for the first, then find the assignment submitted.
     assignment, campaign = _lock_own(session, rater, assignment_id)
-    if assignment.state == "skipped":
+    if assignment.state == AssignmentState.SKIPPED:
         raise Conflict("you skipped this comparison, so it can no longer be judged")
-    if assignment.state == "submitted":
+    if assignment.state == AssignmentState.SUBMITTED:
         previous = _by_key(session, rater, data.idempotency_key)
         if previous is not None and previous.assignment_id == assignment.id:
             return SubmitResult(previous, replayed=True)
@@ -228,13 +228,13 @@ def submit_judgment(
             "rater_id": rater.id,
             "assignment_id": assignment.id,
             "revision": 0,
-            "lease_expired": assignment.lease_expires_at <= now or assignment.state == "expired",
+            "lease_expired": assignment.lease_expires_at <= now or assignment.state == AssignmentState.EXPIRED,
             **values,
         },
     )
     if judgment is None:
         raise Conflict("this form was already used for another comparison; reload the page")
-    assignment.state = "submitted"
+    assignment.state = AssignmentState.SUBMITTED
     assignment.completed_at = now
     session.flush()
     return SubmitResult(judgment, replayed=False)

@@ -22,6 +22,7 @@ from app.models import (
     TrainingRound,
     User,
 )
+from app.models.rating import AssignmentState
 from app.schemas.common import ListQuery
 from app.schemas.filters import (
     CampaignFilters,
@@ -162,7 +163,7 @@ def list_judgments(session: Session, *, query: JudgmentFilters) -> tuple[Sequenc
 def _skips() -> Select[Any]:
     return (
         select(Assignment)
-        .where(Assignment.state == "skipped")
+        .where(Assignment.state == AssignmentState.SKIPPED)
         .options(selectinload(Assignment.rater))
     )
 
