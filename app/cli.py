@@ -18,6 +18,7 @@ from app.cli_options import Renamed, with_model_options
 from app.config import get_settings
 from app.db import get_engine, get_sessionmaker, safe_url
 from app.errors import AppError, ImportRejected
+from app.models.rounds import RoundMethod
 from app.schemas.export import ExportQuery
 
 cli = typer.Typer(
@@ -348,7 +349,7 @@ def export(
 @rounds_cli.command("queue")
 def rounds_queue(
     campaign: str = typer.Option(..., help="Campaign name or id."),
-    method: Literal["rloo", "ppo", "dpo"] = typer.Option("rloo"),
+    method: RoundMethod = typer.Option(RoundMethod.RLOO),
     set_: list[str] = typer.Option([], "--set", help="A RoundConfig field: --set policy_steps=50."),
     demo: bool = typer.Option(False, "--demo", help="The loop demo's CPU-sized settings."),
 ) -> None:

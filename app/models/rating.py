@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 
-from app.models.base import Base, CreatedAt, JSONType
+from app.models.base import Base, CreatedAt, JSONType, one_of
 from app.models.campaigns import Comparison
 from app.models.users import User
 
@@ -41,6 +41,7 @@ HOLDING_STATES = (AssignmentState.LEASED, AssignmentState.SUBMITTED)
 # A rater who submitted or skipped a comparison is done with it: never offered it again.
 FINISHED_STATES = (AssignmentState.SUBMITTED, AssignmentState.SKIPPED)
 MAX_RATIONALE = 5000
+MAX_NOT_RANKABLE_REASON = 500
 # Why a rater gave a comparison back: the code is stored, the label is what the rater read.
 class SkipReason(StrEnum):
     """A reason code, as stored and as the API filters by it."""
@@ -67,7 +68,7 @@ class Assignment(CreatedAt, Base):
     __table_args__ = (
         UniqueConstraint("comparison_id", "rater_id"),
         CheckConstraint(
-            "state IN (" + ", ".join(f"'{state}'" for state in AssignmentState) + ")",
+            one_of("state", AssignmentState),
             name="state_known",
         ),
         CheckConstraint(
@@ -157,7 +158,7 @@ class Judgment(CreatedAt, Base):
     ranks: Mapped[list[int] | None] = mapped_column(JSONType)
     strength: Mapped[int | None]
     not_rankable: Mapped[bool] = mapped_column(default=False)
-    not_rankable_reason: Mapped[str | None] = mapped_column(String(500))
+    not_rankable_reason: Mapped[str | None] = mapped_column(String(MAX_NOT_RANKABLE_REASON))
     # {response_id (as str): [flag, ...]} for the flagged responses only.
     flags: Mapped[dict[str, Any]] = mapped_column(default=dict)
     aspects: Mapped[dict[str, Any]] = mapped_column(default=dict)

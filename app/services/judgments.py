@@ -16,10 +16,9 @@ from sqlalchemy.orm import Session, joinedload
 
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import Assignment, Campaign, Comparison, Judgment, User, utcnow
-from app.models.rating import MAX_RATIONALE, AssignmentState
+from app.models.rating import MAX_NOT_RANKABLE_REASON, MAX_RATIONALE, AssignmentState
 from trainer.schema import KNOWN_FLAGS, UNSAFE, is_weak_order
 
-MAX_REASON = 500
 _KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
@@ -123,9 +122,10 @@ def _checked(campaign: Campaign, shown: list[int], data: JudgmentInput) -> dict[
     if data.not_rankable:
         if not reason:
             raise ValidationFailed("say why none is acceptable", field="not_rankable_reason")
-        if len(reason) > MAX_REASON:
+        if len(reason) > MAX_NOT_RANKABLE_REASON:
             raise ValidationFailed(
-                f"the reason is limited to {MAX_REASON} characters", field="not_rankable_reason"
+                f"the reason is limited to {MAX_NOT_RANKABLE_REASON} characters",
+                field="not_rankable_reason",
             )
     elif len(shown) == 2:
         if data.scale is None:

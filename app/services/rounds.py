@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import ModelVersion, RoundStep, TrainingRound, utcnow
+from app.models.rounds import ROUND_METHODS, RoundMethod
 from app.services.audit import record_event
 from app.services.campaigns import get_campaign
 
-ROUND_METHODS = ("rloo", "ppo", "dpo")  # as the training_rounds check constraint allows
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
@@ -89,7 +89,7 @@ def queue_round(
     session: Session,
     *,
     campaign_id: int | None,
-    method: str = "rloo",
+    method: str = RoundMethod.RLOO,
     config: dict[str, Any] | None = None,
     actor_id: int | None = None,
     trigger: str = "admin",

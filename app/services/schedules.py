@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import NotFound, ValidationFailed
 from app.models import Comparison, Judgment, Schedule, TrainingRound, utcnow
+from app.models.rounds import RoundMethod
 from app.services.audit import record_event
 from app.services.campaigns import get_campaign
 from app.services.rounds import queue_round, round_config
@@ -39,7 +40,7 @@ def create_schedule(
     campaign_id: int,
     cron: str | None = None,
     every_n_judgments: int | None = None,
-    method: str = "rloo",
+    method: str = RoundMethod.RLOO,
     config: dict[str, Any] | None = None,
     actor_id: int | None = None,
     now: datetime | None = None,
