@@ -36,6 +36,7 @@ from trainer.data import (
 )
 from trainer.launch import make_accelerator
 from trainer.losses import ranking_pairs_loss
+from trainer.rl import MetricsLog
 from trainer.scoring import (
     chunked_rewards,
     evaluate,
@@ -152,8 +153,6 @@ def train_reward_model(
     # bf16 autocast is ours, around the training forward only: held-out scores stay fp32, as
     # every reader of the saved model computes them (bf16 rewards tie on close pairs).
     accelerator = make_accelerator(gradient_accumulation_steps=config.grad_accum)
-    if torch.cuda.is_available():  # TF32 matmuls: ~free speed on Ampere+, fine for a BT loss
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     set_seed(config.seed)
 
     # 1. Data: comparisons, a held-out split by prompt, tokens.
@@ -199,6 +198,7 @@ def train_reward_model(
 
     # 3. Train: one forward per distinct response, the loss over every pair it is in.
     history, n_pairs, n_rows, eval_seconds, eval_cpu = [], 0, 0, 0.0, 0.0
+    steps_log = MetricsLog(config.out if accelerator.is_main_process else None)  # metrics.jsonl
     best: dict[str, Any] = {"loss": math.inf, "epoch": 0, "state": None}
     t0, cpu0 = time.perf_counter(), time.process_time()
     bar = tqdm(
@@ -227,7 +227,11 @@ def train_reward_model(
                 diff = (rewards[batch["better"]] - rewards[batch["worse"]])[strict]
                 run_correct += (diff > 0).sum().item()
                 run_pairs += strict.sum().item()
-                run_loss += loss.item() * strict.sum().item()
+                loss_value = loss.item()
+                run_loss += loss_value * strict.sum().item()
+            if accelerator.sync_gradients:  # one row per optimizer step, as the policy trainers
+                lr = scheduler.get_last_lr()[0]
+                steps_log.log(len(steps_log.steps) + 1, {"epoch": epoch, "loss": loss_value, "lr": lr})
             n_pairs += len(batch["better"])
             n_rows += len(batch["input_ids"])
             bar.update(1)
@@ -337,15 +341,21 @@ def save_reward_model(
     (path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
 
+def saved_reward_config(model_dir: str | Path) -> RewardConfig:
+    """The settings a saved reward model was trained with (EOS appended or not, max length ...),
+    read from its META_FILE; the defaults where the file or a field is missing (older models)."""
+    meta = Path(model_dir) / META_FILE
+    saved = json.loads(meta.read_text()).get("config", {}) if meta.exists() else {}
+    known = {f.name for f in dataclasses.fields(RewardConfig)}
+    return RewardConfig(**{k: v for k, v in saved.items() if k in known})
+
+
 def evaluate_saved(
     model_dir: str, data: str, *, max_length: int = 512, batch_size: int = 8
 ) -> dict[str, Any]:
     """Score a JSONL file with a saved reward model: accuracy, loss and pair counts."""
     config = RewardConfig(ties="equal")
-    meta_path = Path(model_dir) / META_FILE
-    append_eos = True
-    if meta_path.exists():
-        append_eos = json.loads(meta_path.read_text())["config"].get("append_eos", True)
+    append_eos = saved_reward_config(model_dir).append_eos
     model, tokenizer = load_reward_model(model_dir, config)
     comps = _comparisons(read_records(data), config)
     enc = encode_comparisons(comps, tokenizer, max_length=max_length, append_eos=append_eos)

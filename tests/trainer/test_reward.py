@@ -236,6 +236,13 @@ def test_cli_trains_saves_a_loadable_model_and_reward_eval_prints_json(
     meta = json.loads((out / reward.META_FILE).read_text())
     assert meta["train_data_sha256"] == data_hash(read_records(data))
     assert meta["config"]["margin"] is True and meta["config"]["grad_accum"] == 2
+    saved = reward.saved_reward_config(out)
+    assert (saved.max_length, saved.append_eos, saved.ties) == (24, True, "equal")
+    # One row per optimizer step in metrics.jsonl, as the policy trainers write it.
+    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(steps) == metrics["optimizer_steps"] > 1
+    assert [row["step"] for row in steps] == list(range(1, len(steps) + 1))
+    assert all(row["epoch"] == 1 and row["loss"] > 0 and row["lr"] >= 0 for row in steps)
     assert (out / "model.safetensors").exists()
 
     loaded = AutoModelForSequenceClassification.from_pretrained(out)
