@@ -28,6 +28,18 @@ def _flags(flags: dict[str, list[str]], response_id: int) -> list[str]:
     return list(flags.get(str(response_id), ())) if flags else []
 
 
+def _who_and_where(row: JudgmentRow) -> Row:
+    """The fields every per-judgment record carries about its rater and its comparison's place."""
+    return {
+        "rater": row.rater,
+        "campaign": row.campaign,
+        "round": row.round,
+        "is_gold": row.is_gold,
+        "weight": 1.0,
+        "late": row.late,
+    }
+
+
 def pairwise_rows(
     rows: Iterable[JudgmentRow],
     *,
@@ -41,6 +53,7 @@ def pairwise_rows(
         ranks = row.ranks
         if row.not_rankable or ranks is None:
             continue
+        judged = _who_and_where(row)  # once per judgment, shared by its pairs
         for better, worse, tie in implied_pairs(ranks, ties=ties, expansion=expansion):
             margin = float(pair_margin(ranks, row.strength, better, worse))
             prompt: Any = row.prompt
@@ -59,12 +72,7 @@ def pairwise_rows(
                 "tie": tie,
                 "comparison_id": row.comparison_id,
                 "judgment_id": row.id,
-                "rater": row.rater,
-                "campaign": row.campaign,
-                "round": row.round,
-                "is_gold": row.is_gold,
-                "weight": 1.0,
-                "late": row.late,
+                **judged,
                 "chosen_flags": _flags(row.flags, row.shown_order[better]),
                 "rejected_flags": _flags(row.flags, row.shown_order[worse]),
                 "chosen_confirmed_unsafe": row.shown_order[better] in row.confirmed,
@@ -102,12 +110,7 @@ def ranking_row(row: JudgmentRow) -> Row:
         "ranks": list(row.ranks or []),
         "strength": row.strength,
         "not_rankable": row.not_rankable,
-        "rater": row.rater,
-        "campaign": row.campaign,
-        "round": row.round,
-        "is_gold": row.is_gold,
-        "weight": 1.0,
-        "late": row.late,
+        **_who_and_where(row),
         "created_at": row.created_at,
     }
 
