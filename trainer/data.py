@@ -285,7 +285,9 @@ def encode_comparisons(
     return out
 
 
-# Converters for the public sets in ../shared/data (see its README): real judgments as our records.
+# Public API: the public preference sets in ../shared/data (see its README) as our records, so
+# the reward model trains and is benchmarked on real judgments (bench/reward_vs_trl.py):
+#   records = hh_rlhf_records("hh-rlhf-harmless/pairs.jsonl.gz"); write_records(records, path)
 
 
 def hh_rlhf_records(path: str | Path, limit: int | None = None) -> list[RankingRecord]:
