@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,24 +10,7 @@ from sqlalchemy import create_engine, func, select
 
 from app.models import Comparison, User
 from app.security import verify_password
-
-PREFLOOP = [sys.executable, "-c", "from app.cli import main; main()"]
-
-
-def run(
-    args: list[str], *, url: str, env: str = "test", stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run `prefloop ARGS` against `url`."""
-    environ = {**os.environ, "PREFLOOP_DATABASE_URL": url, "PREFLOOP_ENV": env}
-    return subprocess.run(
-        [*PREFLOOP, *args],
-        env=environ,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.support import run
 
 
 @pytest.fixture

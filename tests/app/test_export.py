@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import UTC, datetime
 
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from app.schemas.export import ExportQuery
-from app.services.export import export_bytes
 from tests.factories import make_campaign, make_comparisons, make_judgment, make_user
+from tests.support import export_rows
 from trainer.schema import (
     AggregatedRecord,
     ConversationalPairwiseRecord,
@@ -23,15 +21,6 @@ from trainer.schema import (
     ranking_to_pairwise,
     written_fields,
 )
-
-
-def export_rows(db, batch_rows: int = 2000, **options) -> list[dict]:
-    """Run the export into memory and parse it (JSONL or Parquet) into dicts."""
-    query = ExportQuery(**options)
-    data = b"".join(export_bytes(db, query=query, batch_rows=batch_rows))
-    if query.format == "parquet":
-        return pq.read_table(io.BytesIO(data)).to_pylist()
-    return [json.loads(line) for line in data.decode().splitlines()]
 
 
 @pytest.fixture

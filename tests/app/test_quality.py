@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from app.models import Comparison, User
 from app.services.agreement import cohen_kappa, ordinal_alpha
 from app.services.quality import compute_quality
-from tests.app.test_auth import HTML, login
 from tests.factories import make_campaign, make_comparisons, make_judgment, make_raters, make_user
+from tests.web import HTML, login
 
 
 def _canonical(c: Comparison) -> list[int]:

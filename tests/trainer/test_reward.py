@@ -11,39 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.factories import FILLER, marker_rankings
 from trainer import reward
 from trainer.config import RewardConfig
 from trainer.data import data_hash, read_records, write_records
 from trainer.schema import PairwiseRecord, RankingRecord
 from trainer.scoring import sequence_rewards
-
-MARKERS = ["excellent", "good", "poor", "awful"]  # best to worst
-FILLER = ["the", "patient", "should", "take", "water", "rest", "today", "doctor", "said", "then"]
-
-
-def marker_rankings(n: int, seed: int, *, start: int = 0) -> list[RankingRecord]:
-    """4-way rankings whose order is set by one marker word hidden in filler text."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(start, start + n):
-        order = rng.sample(range(4), 4)
-        texts = [
-            " ".join(
-                rng.choices(FILLER, k=3) + [MARKERS[m]] + rng.choices(FILLER, k=rng.randint(1, 6))
-            )
-            for m in order
-        ]
-        flags = [["unsafe"] if m == 3 else [] for m in order]
-        out.append(
-            RankingRecord(
-                comparison_id=i,
-                prompt=f"case {i}: how is the plan? ",
-                ranks=order,
-                responses=[{"text": t, "flags": f} for t, f in zip(texts, flags, strict=True)],
-                is_gold=i % 5 == 0,
-            )  # fmt: skip
-        )
-    return out
 
 
 @pytest.fixture(autouse=True, scope="module")
