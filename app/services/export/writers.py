@@ -85,9 +85,12 @@ def line_writer(model: type[BaseModel]) -> Callable[[dict[str, Any], dict[str, s
     fields = model.model_fields
     body = ",".join(_field_json(name, fields[name].annotation) for name in written_fields(model))
     source = f"def line(row, escaped):\n    return f'{{{{{body}}}}}'\n"
-    scope = {"_text": _text, "_number": _number, "_encode": _encode, "_LITERALS": _LITERALS}
+    scope: dict[str, Any] = {
+        "_text": _text, "_number": _number, "_encode": _encode, "_LITERALS": _LITERALS
+    }  # fmt: skip
     exec(compile(source, f"<{model.__name__} line writer>", "exec"), scope)  # noqa: S102
-    return scope["line"]  # type: ignore[no-any-return]
+    line: Callable[[dict[str, Any], dict[str, str]], str] = scope["line"]
+    return line
 
 
 # Rows whose kind has a generated writer; the others go through the generic encoder.
