@@ -144,19 +144,9 @@ def minilm_tokenizer_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory, minilm_tokenizer_dir: Path) -> Path:
     """A 2-layer, 32-wide BERT encoder with MiniLM's tokenizer, saved with save_pretrained."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from tests.tiny_models import build_tiny_bert
 
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(minilm_tokenizer_dir)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
-    )  # fmt: skip
-    path = tmp_path_factory.mktemp("tiny-bert")
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), minilm_tokenizer_dir)
 
 
 @pytest.fixture(scope="session")

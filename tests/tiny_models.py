@@ -66,3 +66,19 @@ def build_tiny_policy(
     LlamaForCausalLM(config).save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     return Path(out_dir)
+
+
+def build_tiny_bert(out_dir: str | Path, tokenizer_dir: str | Path) -> Path:
+    """Save a 2-layer, 32-wide BERT encoder with `tokenizer_dir`'s tokenizer (MiniLM's) to `out_dir`."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
+    )  # fmt: skip
+    BertModel(config).save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return Path(out_dir)
