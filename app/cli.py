@@ -7,16 +7,19 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session
 
+from app.cli_options import Renamed, with_model_options
 from app.config import get_settings
 from app.db import get_engine, get_sessionmaker, safe_url
 from app.errors import AppError, ImportRejected
+from app.models.rounds import RoundMethod
+from app.schemas.export import ExportQuery
 
 cli = typer.Typer(
     help="prefloop: physicians rank responses; rounds close the RLHF loop.",
@@ -307,44 +310,32 @@ def tokens_revoke(token_id: int = typer.Argument(..., help="The id `tokens list`
         typer.echo(f"token {token.id} ({token.prefix}...) revoked")
 
 
+# The export's flags are ExportQuery's fields (the model the REST query string also parses);
+# these few keep the CLI's own names: a campaign by name, times read as UTC when they have no zone.
+_EXPORT_RENAMED = {
+    "campaign_id": Renamed("--campaign", str | None, "Campaign name or id."),
+    "round_id": Renamed("--round", int | None, "Training round id."),
+    "created_after": Renamed("--since", datetime | None, "Judged at or after (UTC if no zone)."),
+    "created_before": Renamed("--until", datetime | None, "Judged before (UTC if no zone)."),
+}
+
+
 @cli.command("export")
+@with_model_options(ExportQuery, renamed=_EXPORT_RENAMED)
 def export(
     out: str = typer.Option(..., "--out", "-o", help="File to write, or - for stdout."),
-    shape: Literal["pairwise", "ranking", "aggregated"] = typer.Option("pairwise"),
-    fmt: Literal["jsonl", "parquet"] = typer.Option("jsonl", "--format"),
-    style: Literal["standard", "conversational"] = typer.Option("standard"),
-    ties: Literal["drop", "keep"] = typer.Option("drop"),
-    expansion: Literal["all", "best_vs_rest"] = typer.Option("all"),
-    min_agreement: float | None = typer.Option(None, help="0..1; drops less agreed comparisons."),
-    exclude_gold: bool = typer.Option(False, "--exclude-gold", help="Leave out gold items."),
-    include_superseded: bool = typer.Option(
-        False, "--include-superseded", help="Also corrected-away judgments (default: latest)."
-    ),
-    include_skips: bool = typer.Option(
-        False, "--include-skips", help="ranking, jsonl: also a skip record per skip."
-    ),
-    campaign: str | None = typer.Option(None, help="Campaign name or id."),
-    round_id: int | None = typer.Option(None, "--round", help="Training round id."),
-    rater: str | None = typer.Option(None, help="Rater pseudonym."),
-    since: datetime | None = typer.Option(None, help="Judged at or after (UTC if no zone)."),
-    until: datetime | None = typer.Option(None, help="Judged before (UTC if no zone)."),
-    max_judgment_id: int | None = typer.Option(None, help="Snapshot: judgments up to this id."),
+    **options: Any,
 ) -> None:
     """Export judgments (the same files as GET /api/v1/export), streamed to a file."""
-    from app.schemas.export import ExportQuery
     from app.services.export import campaign_id_by_name, export_bytes
 
     with session_scope() as session:
+        campaign = options.pop("campaign_id")
+        options["campaign_id"] = None if campaign is None else campaign_id_by_name(session, name=campaign)
+        options["created_after"] = _utc(options["created_after"])
+        options["created_before"] = _utc(options["created_before"])
         try:
-            query = ExportQuery(
-                shape=shape, format=fmt, style=style, ties=ties, expansion=expansion,
-                min_agreement=min_agreement, exclude_gold=exclude_gold,
-                include_superseded=include_superseded, include_skips=include_skips,
-                round_id=round_id, rater=rater,
-                campaign_id=None if campaign is None else campaign_id_by_name(session, name=campaign),
-                created_after=_utc(since), created_before=_utc(until),
-                max_judgment_id=max_judgment_id,
-            )  # fmt: skip
+            query = ExportQuery(**options)
         except ValidationError as exc:
             first = exc.errors()[0]
             raise AppError(f"--{first['loc'][0]}: {first['msg']}") from exc
@@ -354,13 +345,13 @@ def export(
             for chunk in export_bytes(session, query=query):
                 sink.write(chunk)
                 written += len(chunk)
-        typer.echo(f"wrote {written:,} bytes of {shape} {fmt} to {out}", err=True)
+        typer.echo(f"wrote {written:,} bytes of {query.shape} {query.format} to {out}", err=True)
 
 
 @rounds_cli.command("queue")
 def rounds_queue(
     campaign: str = typer.Option(..., help="Campaign name or id."),
-    method: Literal["rloo", "ppo", "dpo"] = typer.Option("rloo"),
+    method: RoundMethod = typer.Option(RoundMethod.RLOO),
     set_: list[str] = typer.Option([], "--set", help="A RoundConfig field: --set policy_steps=50."),
     demo: bool = typer.Option(False, "--demo", help="The loop demo's CPU-sized settings."),
 ) -> None:

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.models.campaigns import MAX_LEASE_MINUTES, MIN_LEASE_MINUTES
+
 DEFAULT_SECRET_KEY = "insecure-development-secret-change-me"  # noqa: S105 - refused in production
 
 Environment = Literal["production", "development", "demo", "test"]
@@ -25,7 +27,9 @@ class Settings(BaseSettings):
     secret_key: str = Field(
         DEFAULT_SECRET_KEY, description="Signs session cookies and CSRF tokens."
     )
-    lease_minutes: int = Field(20, ge=1, le=24 * 60, description="How long an assignment is held.")
+    lease_minutes: int = Field(
+        20, ge=MIN_LEASE_MINUTES, le=MAX_LEASE_MINUTES, description="How long an assignment is held."
+    )
     session_max_age_hours: int = Field(12, ge=1, description="A login lasts this long.")
     # Login throttling: backoff, never a lock a stranger can hold (see app/services/throttle.py).
     login_free_failures: int = Field(

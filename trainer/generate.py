@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from trainer.config import GenerateConfig, dataclass_from_namespace, dataclass_to_arguments
+from trainer.cli import dataclass_from_namespace, dataclass_to_arguments
+from trainer.config import GenerateConfig
 from trainer.schema import ImportRecord, ImportResponse
 
 

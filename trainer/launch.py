@@ -1,4 +1,4 @@
-"""One place that builds the Accelerator every trainer command runs under."""
+"""One place that builds the Accelerator every trainer command runs under (and sets TF32)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def make_accelerator(**kwargs: Any) -> Any:
     # batch in different numbers of chunks would wait on each other forever. The buffers of a
     # transformer (position ids, rotary frequencies) never change, so there is nothing to sync.
     ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
+    if torch.cuda.is_available():  # TF32 matmuls for every trainer: ~free speed on Ampere+
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     return Accelerator(
         cpu=launched and not torch.cuda.is_available(), kwargs_handlers=[ddp], **kwargs
     )

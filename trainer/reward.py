@@ -23,7 +23,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from trainer.batching import ShuffledBatches, collate
-from trainer.config import RewardConfig, dataclass_from_namespace, dataclass_to_arguments
+from trainer.cli import dataclass_from_namespace, dataclass_to_arguments
+from trainer.config import RewardConfig, RewardEvalConfig
 from trainer.data import (
     Comparison,
     Record,
@@ -35,6 +36,7 @@ from trainer.data import (
 )
 from trainer.launch import make_accelerator
 from trainer.losses import ranking_pairs_loss
+from trainer.rl import MetricsLog
 from trainer.scoring import (
     chunked_rewards,
     evaluate,
@@ -151,8 +153,6 @@ def train_reward_model(
     # bf16 autocast is ours, around the training forward only: held-out scores stay fp32, as
     # every reader of the saved model computes them (bf16 rewards tie on close pairs).
     accelerator = make_accelerator(gradient_accumulation_steps=config.grad_accum)
-    if torch.cuda.is_available():  # TF32 matmuls: ~free speed on Ampere+, fine for a BT loss
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     set_seed(config.seed)
 
     # 1. Data: comparisons, a held-out split by prompt, tokens.
@@ -198,6 +198,7 @@ def train_reward_model(
 
     # 3. Train: one forward per distinct response, the loss over every pair it is in.
     history, n_pairs, n_rows, eval_seconds, eval_cpu = [], 0, 0, 0.0, 0.0
+    steps_log = MetricsLog(config.out if accelerator.is_main_process else None)  # metrics.jsonl
     best: dict[str, Any] = {"loss": math.inf, "epoch": 0, "state": None}
     t0, cpu0 = time.perf_counter(), time.process_time()
     bar = tqdm(
@@ -226,7 +227,11 @@ def train_reward_model(
                 diff = (rewards[batch["better"]] - rewards[batch["worse"]])[strict]
                 run_correct += (diff > 0).sum().item()
                 run_pairs += strict.sum().item()
-                run_loss += loss.item() * strict.sum().item()
+                loss_value = loss.item()
+                run_loss += loss_value * strict.sum().item()
+            if accelerator.sync_gradients:  # one row per optimizer step, as the policy trainers
+                lr = scheduler.get_last_lr()[0]
+                steps_log.log(len(steps_log.steps) + 1, {"epoch": epoch, "loss": loss_value, "lr": lr})
             n_pairs += len(batch["better"])
             n_rows += len(batch["input_ids"])
             bar.update(1)
@@ -336,15 +341,21 @@ def save_reward_model(
     (path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
 
+def saved_reward_config(model_dir: str | Path) -> RewardConfig:
+    """The settings a saved reward model was trained with (EOS appended or not, max length ...),
+    read from its META_FILE; the defaults where the file or a field is missing (older models)."""
+    meta = Path(model_dir) / META_FILE
+    saved = json.loads(meta.read_text()).get("config", {}) if meta.exists() else {}
+    known = {f.name for f in dataclasses.fields(RewardConfig)}
+    return RewardConfig(**{k: v for k, v in saved.items() if k in known})
+
+
 def evaluate_saved(
     model_dir: str, data: str, *, max_length: int = 512, batch_size: int = 8
 ) -> dict[str, Any]:
     """Score a JSONL file with a saved reward model: accuracy, loss and pair counts."""
     config = RewardConfig(ties="equal")
-    meta_path = Path(model_dir) / META_FILE
-    append_eos = True
-    if meta_path.exists():
-        append_eos = json.loads(meta_path.read_text())["config"].get("append_eos", True)
+    append_eos = saved_reward_config(model_dir).append_eos
     model, tokenizer = load_reward_model(model_dir, config)
     comps = _comparisons(read_records(data), config)
     enc = encode_comparisons(comps, tokenizer, max_length=max_length, append_eos=append_eos)
@@ -364,8 +375,9 @@ def _run_reward(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    config = dataclass_from_namespace(RewardEvalConfig, args)
     result = evaluate_saved(
-        args.model, args.data, max_length=args.max_length, batch_size=args.batch_size
+        config.model, config.data, max_length=config.max_length, batch_size=config.batch_size
     )
     print(json.dumps(result))
     return 0
@@ -379,8 +391,5 @@ def register(subparsers: Any) -> None:
     dataclass_to_arguments(train, RewardConfig, required=("model", "out", "data"))
     train.set_defaults(func=_run_reward)
     ev = subparsers.add_parser("reward-eval", help="Score a preference file with a reward model.")
-    ev.add_argument("--model", required=True, help="A directory written by `reward`.")
-    ev.add_argument("--data", required=True, help="JSONL: export records or TRL pairs.")
-    ev.add_argument("--max-length", type=int, default=512, help="Tokens per sequence.")
-    ev.add_argument("--batch-size", type=int, default=8, help="Comparisons per batch.")
+    dataclass_to_arguments(ev, RewardEvalConfig, required=("model", "data"))
     ev.set_defaults(func=_run_eval)

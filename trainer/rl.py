@@ -37,13 +37,11 @@ class RewardModelScorer:
         max_length: int = 512,
         batch_size: int = 16,
     ):
-        from trainer.reward import META_FILE, load_reward_model
+        from trainer.reward import load_reward_model, saved_reward_config
 
         self.model, self.tokenizer = load_reward_model(str(path))
         self.model.to(device).eval()
-        meta = Path(path) / META_FILE
-        cfg = json.loads(meta.read_text()).get("config", {}) if meta.exists() else {}
-        self.append_eos = bool(cfg.get("append_eos", True))
+        self.append_eos = saved_reward_config(path).append_eos
         self.device, self.max_length, self.batch_size = device, max_length, batch_size
 
     @torch.no_grad()
@@ -305,7 +303,7 @@ def add_command(
     report: str,
 ) -> None:
     """Register `python -m trainer NAME`: flags from `config_cls`; prints the last step's `report`."""
-    from trainer.config import dataclass_from_namespace, dataclass_to_arguments
+    from trainer.cli import dataclass_from_namespace, dataclass_to_arguments
 
     parser = subparsers.add_parser(name, help=help_text)
     dataclass_to_arguments(parser, config_cls, required=required)

@@ -38,6 +38,19 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def written_fields(model: type[BaseModel]) -> list[str]:
+    """A record's fields in the order export files carry them: its own (`kind` first), then
+    those it shares with other records (a pair's provenance). Writers and tests read this."""
+    inherited = {
+        name
+        for base in model.__mro__[1:]
+        if isinstance(base, type) and issubclass(base, BaseModel)
+        for name in base.model_fields
+    }
+    own = [name for name in model.model_fields if name not in inherited]
+    return own + [name for name in model.model_fields if name in inherited]
+
+
 class ResponseRecord(_Record):
     """One response as it was shown, with the flags the rater set on it."""
 
@@ -114,6 +127,17 @@ class SkipRecord(_Record):
     created_at: datetime | None = Field(None, description="When the rater skipped it.")
 
 
+def pair_margin(ranks: list[int], strength: int | None, better: int, worse: int) -> int:
+    """The rater's strength on the top pair (the best over the next rank), 0 on every other pair.
+
+    The strength scale asks how much better the best is than the next, so it says nothing of the
+    other pairs a K-way ranking implies (nor of a tie, whose ranks are never 0 and 1).
+    """
+    if strength is None or ranks[better] != 0 or ranks[worse] != 1:
+        return 0
+    return strength
+
+
 def implied_pairs(
     ranks: list[int], *, ties: TieHandling = "drop", expansion: PairExpansion = "all"
 ) -> list[tuple[int, int, bool]]:
@@ -173,14 +197,12 @@ def ranking_to_pairwise(
     """Expand one ranking into TRL-style pairs; the margin is the strength on the top pair only."""
     rows = []
     for better, worse, tie in record.pairs(ties=ties, expansion=expansion):
-        top_pair = record.ranks[better] == 0 and record.ranks[worse] == 1
-        margin = float(record.strength) if (record.strength is not None and top_pair) else 0.0
         rows.append(
             PairwiseRecord(
                 prompt=record.prompt,
                 chosen=record.responses[better].text,
                 rejected=record.responses[worse].text,
-                margin=0.0 if tie else margin,
+                margin=float(pair_margin(record.ranks, record.strength, better, worse)),
                 tie=tie,
                 comparison_id=record.comparison_id,
                 judgment_id=record.judgment_id,

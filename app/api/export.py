@@ -11,16 +11,20 @@ from app.api.deps import ERRORS, ReadToken
 from app.db import StreamingSessionDep
 from app.schemas.export import ExportQuery
 from app.services.export import start_export
+from app.services.export.writers import jsonl_chunks
+from trainer.schema import PairwiseRecord
 
 router = APIRouter(responses=ERRORS)
 
+# The documented line is written by the export's own writer from a schema record: it cannot drift.
+_EXAMPLE = PairwiseRecord(
+    prompt="...", chosen="...", rejected="...", margin=2.0, comparison_id=7, judgment_id=42,
+    rater="r-1a2b3c4d", campaign="cardiology triage", rejected_flags=["factually_wrong"],
+)  # fmt: skip
 _CONTENT = {
     "application/x-ndjson": {
         "schema": {"type": "string"},
-        "example": '{"kind":"pairwise","prompt":"...","chosen":"...","rejected":"...",'
-        '"margin":2.0,"tie":false,"comparison_id":7,"judgment_id":42,"rater":"r-1a2b3c4d",'
-        '"campaign":"cardiology triage","round":null,"is_gold":false,"weight":1.0,"late":false,'
-        '"chosen_flags":[],"rejected_flags":["factually_wrong"]}\n',
+        "example": b"".join(jsonl_chunks([_EXAMPLE.model_dump()])).decode(),
     },
     "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
 }

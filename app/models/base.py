@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,3 +60,8 @@ class CreatedAt:
     """Adds a `created_at` column set by the database session at insert."""
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def one_of(column: str, values: Iterable[str]) -> str:
+    """A CHECK constraint's SQL keeping `column` within `values` (one fact: the values)."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"

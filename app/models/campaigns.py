@@ -7,10 +7,14 @@ from typing import Any
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, CreatedAt, JSONType
+from app.models.base import Base, CreatedAt, JSONType, one_of
 
 CAMPAIGN_STATUSES = ("draft", "active", "paused", "archived")
 DEFAULT_FLAGS = ["unsafe", "factually_wrong"]
+# Raters per comparison a campaign may ask for: the check constraint, CampaignIn and the form.
+MIN_OVERLAP, MAX_OVERLAP = 1, 50
+# A campaign's own lease length, in minutes (CampaignIn and the form; no CHECK, see below).
+MIN_LEASE_MINUTES, MAX_LEASE_MINUTES = 1, 24 * 60
 
 
 class Campaign(CreatedAt, Base):
@@ -18,9 +22,11 @@ class Campaign(CreatedAt, Base):
 
     __tablename__ = "campaigns"
     __table_args__ = (
-        CheckConstraint("overlap >= 1 AND overlap <= 50", name="overlap_range"),
+        CheckConstraint(
+            f"overlap >= {MIN_OVERLAP} AND overlap <= {MAX_OVERLAP}", name="overlap_range"
+        ),
         CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate_fraction"),
-        CheckConstraint("status IN ('draft', 'active', 'paused', 'archived')", name="status_known"),
+        CheckConstraint(one_of("status", CAMPAIGN_STATUSES), name="status_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

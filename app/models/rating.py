@@ -6,19 +6,42 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import (
+    CheckConstraint,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    exists,
+    text,
+)
+from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 
-from app.models.base import Base, CreatedAt, JSONType
+from app.models.base import Base, CreatedAt, JSONType, one_of
 from app.models.campaigns import Comparison
 from app.models.users import User
 
-ASSIGNMENT_STATES = ("leased", "submitted", "skipped", "expired")
+
+class AssignmentState(StrEnum):
+    """Where a rater's assignment stands, as stored (the check constraint is built from these)."""
+
+    LEASED = "leased"
+    SUBMITTED = "submitted"
+    SKIPPED = "skipped"
+    EXPIRED = "expired"
+
+
 # The states that hold one of a comparison's `overlap` places. A lease past its expiry is turned
 # into "expired" by `release_expired_leases`, which gives its place back. The triggers of
 # migration 5357ed447a48 keep `comparisons.open_places` by this rule.
-HOLDING_STATES = ("leased", "submitted")
+HOLDING_STATES = (AssignmentState.LEASED, AssignmentState.SUBMITTED)
+# A rater who submitted or skipped a comparison is done with it: never offered it again.
+FINISHED_STATES = (AssignmentState.SUBMITTED, AssignmentState.SKIPPED)
 MAX_RATIONALE = 5000
+MAX_NOT_RANKABLE_REASON = 500
 # Why a rater gave a comparison back: the code is stored, the label is what the rater read.
 class SkipReason(StrEnum):
     """A reason code, as stored and as the API filters by it."""
@@ -45,25 +68,28 @@ class Assignment(CreatedAt, Base):
     __table_args__ = (
         UniqueConstraint("comparison_id", "rater_id"),
         CheckConstraint(
-            "state IN (" + ", ".join(f"'{state}'" for state in ASSIGNMENT_STATES) + ")",
+            one_of("state", AssignmentState),
             name="state_known",
         ),
-        CheckConstraint("(state = 'skipped') = (skip_reason IS NOT NULL)", name="skip_has_reason"),
+        CheckConstraint(
+            f"(state = '{AssignmentState.SKIPPED}') = (skip_reason IS NOT NULL)",
+            name="skip_has_reason",
+        ),
         Index("ix_assignments_comparison_state", "comparison_id", "state"),
         Index("ix_assignments_rater_state", "rater_id", "state"),
         # The leases that `release_expired_leases` looks at: few, whatever the table's size.
         Index(
             "ix_assignments_leased_expiry",
             "lease_expires_at",
-            postgresql_where=text("state = 'leased'"),
-            sqlite_where=text("state = 'leased'"),
+            postgresql_where=text(f"state = '{AssignmentState.LEASED}'"),
+            sqlite_where=text(f"state = '{AssignmentState.LEASED}'"),
         ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id", ondelete="CASCADE"))
     rater_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    state: Mapped[str] = mapped_column(String(16), default="leased")
+    state: Mapped[str] = mapped_column(String(16), default=AssignmentState.LEASED)
     # Response ids in the order this rater sees them (randomised per rater, recorded).
     display_order: Mapped[list[int]] = mapped_column(JSONType)
     lease_expires_at: Mapped[datetime]
@@ -73,6 +99,21 @@ class Assignment(CreatedAt, Base):
 
     comparison: Mapped[Comparison] = relationship()
     rater: Mapped[User] = relationship()
+
+    @classmethod
+    def is_done(cls) -> ColumnElement[bool]:
+        """SQL: the rater is done with the comparison (submitted or skipped it)."""
+        return cls.state.in_(FINISHED_STATES)
+
+    @classmethod
+    def is_live_lease(cls, now: datetime) -> ColumnElement[bool]:
+        """SQL: a lease that still holds its place at `now` (leased, not yet past its expiry)."""
+        return and_(cls.state == AssignmentState.LEASED, cls.lease_expires_at > now)
+
+    @classmethod
+    def is_lapsed_lease(cls, now: datetime) -> ColumnElement[bool]:
+        """SQL: a lease past its expiry at `now` that has not yet been released."""
+        return and_(cls.state == AssignmentState.LEASED, cls.lease_expires_at <= now)
 
 
 class Judgment(CreatedAt, Base):
@@ -117,7 +158,7 @@ class Judgment(CreatedAt, Base):
     ranks: Mapped[list[int] | None] = mapped_column(JSONType)
     strength: Mapped[int | None]
     not_rankable: Mapped[bool] = mapped_column(default=False)
-    not_rankable_reason: Mapped[str | None] = mapped_column(String(500))
+    not_rankable_reason: Mapped[str | None] = mapped_column(String(MAX_NOT_RANKABLE_REASON))
     # {response_id (as str): [flag, ...]} for the flagged responses only.
     flags: Mapped[dict[str, Any]] = mapped_column(default=dict)
     aspects: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -131,3 +172,9 @@ class Judgment(CreatedAt, Base):
 
     comparison: Mapped[Comparison] = relationship()
     rater: Mapped[User] = relationship()
+
+    @classmethod
+    def is_live(cls) -> ColumnElement[bool]:
+        """SQL: the judgment is live: no correction supersedes it (said here only)."""
+        later = aliased(cls)
+        return ~exists().where(later.supersedes_id == cls.id)

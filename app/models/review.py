@@ -11,6 +11,7 @@ from app.models.base import Base, CreatedAt
 
 CONFIRMED, DISMISSED = "confirmed", "dismissed"
 REVIEW_VERDICTS = (CONFIRMED, DISMISSED)
+MAX_REVIEW_NOTE = 2000  # the reviewer's note: the service and the form
 
 
 class SafetyReview(CreatedAt, Base):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, CreatedAt
+from app.models.base import Base, CreatedAt, one_of
 
 ROUND_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 MODEL_KINDS = ("policy", "reward", "sft", "reference")
@@ -17,9 +18,15 @@ STEP_NAMES = ("snapshot", "reward", "policy", "gate", "generate", "publish")
 STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    """A CHECK constraint's SQL that keeps `column` within `values` (one fact: the tuple)."""
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+class RoundMethod(StrEnum):
+    """How a round optimises the policy against the reward model."""
+
+    RLOO = "rloo"
+    PPO = "ppo"
+    DPO = "dpo"
+
+
+ROUND_METHODS = tuple(m.value for m in RoundMethod)  # for membership tests of plain strings
 
 
 class TrainingRound(CreatedAt, Base):
@@ -27,11 +34,8 @@ class TrainingRound(CreatedAt, Base):
 
     __tablename__ = "training_rounds"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')",
-            name="status_known",
-        ),
-        CheckConstraint("method IN ('rloo', 'ppo', 'dpo')", name="method_known"),
+        CheckConstraint(one_of("status", ROUND_STATUSES), name="status_known"),
+        CheckConstraint(one_of("method", ROUND_METHODS), name="method_known"),
         CheckConstraint("progress >= 0 AND progress <= 1", name="progress_fraction"),
         CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
         Index("ix_training_rounds_status_created", "status", "created_at"),
@@ -42,7 +46,7 @@ class TrainingRound(CreatedAt, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(16), default="queued")
-    method: Mapped[str] = mapped_column(String(16), default="rloo")
+    method: Mapped[str] = mapped_column(String(16), default=RoundMethod.RLOO)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Judgments with id <= this are the round's data: a fixed snapshot, reproducible.
     snapshot_judgment_id: Mapped[int | None]
@@ -70,8 +74,8 @@ class RoundStep(Base):
     __tablename__ = "round_steps"
     __table_args__ = (
         UniqueConstraint("round_id", "name"),
-        CheckConstraint(_in("name", STEP_NAMES), name="name_known"),
-        CheckConstraint(_in("status", STEP_STATUSES), name="status_known"),
+        CheckConstraint(one_of("name", STEP_NAMES), name="name_known"),
+        CheckConstraint(one_of("status", STEP_STATUSES), name="status_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -101,7 +105,7 @@ class Schedule(CreatedAt, Base):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     cron: Mapped[str | None] = mapped_column(String(100))
     every_n_judgments: Mapped[int | None]
-    method: Mapped[str] = mapped_column(String(16), default="rloo")
+    method: Mapped[str] = mapped_column(String(16), default=RoundMethod.RLOO)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     active: Mapped[bool] = mapped_column(default=True)
     last_fired_at: Mapped[datetime | None]

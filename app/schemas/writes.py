@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.models.rounds import RoundMethod
 from trainer.schema import ImportRecord
 
 MAX_BULK = 10_000
@@ -84,7 +85,7 @@ class RoundIn(BaseModel):
     )
 
     campaign_id: int | None = Field(None, ge=1, le=2**31 - 1, strict=True)
-    method: Literal["rloo", "ppo", "dpo"] = "rloo"
+    method: RoundMethod = RoundMethod.RLOO
     config: dict[str, Any] = Field(
         default_factory=dict,
         description="Hyperparameters (RoundConfig fields); unknown keys are refused.",

@@ -31,7 +31,7 @@ from app.models import (
     User,
     utcnow,
 )
-from app.models.rating import MAX_SKIP_NOTE, SKIP_REASONS
+from app.models.rating import MAX_SKIP_NOTE, SKIP_REASONS, AssignmentState
 
 _system_rng = random.SystemRandom()
 # When every open comparison is being claimed by someone else at this instant, wait briefly for
@@ -40,8 +40,6 @@ CLAIM_RETRIES = 20
 # Expired leases give their places back at least this often (and whenever a claim finds nothing).
 RELEASE_EVERY_S = 10.0
 _released_at = [float("-inf")]
-# A rater who submitted or skipped a comparison is never offered it again.
-_FINISHED = ("submitted", "skipped")
 # (campaign id, gold rate, the rater's oldest live lease in it or None)
 # (campaign id, gold rate, the rater's live lease in it, the campaign's lease minutes or None)
 _CampaignRow = tuple[int, float, int | None, int | None]
@@ -54,13 +52,13 @@ def release_expired_leases(session: Session, *, now: datetime) -> int:
     expired = (
         select(Assignment.id)
         .join(Comparison, Comparison.id == Assignment.comparison_id)
-        .where(Assignment.state == "leased", Assignment.lease_expires_at <= now)
+        .where(Assignment.is_lapsed_lease(now))
         .with_for_update(of=Comparison, skip_locked=True, key_share=True)
     )
     result = session.execute(
         update(Assignment)
         .where(Assignment.id.in_(expired.scalar_subquery()))
-        .values(state="expired")
+        .values(state=AssignmentState.EXPIRED)
         .execution_options(synchronize_session=False)
     )
     _released_at[0] = time.monotonic()
@@ -75,8 +73,7 @@ def _active_campaigns(session: Session, rater: User, now: datetime) -> list[_Cam
         .where(
             Comparison.campaign_id == Campaign.id,
             Assignment.rater_id == rater.id,
-            Assignment.state == "leased",
-            Assignment.lease_expires_at > now,
+            Assignment.is_live_lease(now),
         )
         .correlate(Campaign)
         .scalar_subquery()
@@ -102,7 +99,7 @@ def _claim(
     )
     # The rater's own expired lease (released or not yet) does not exclude the comparison: it
     # is renewed instead. A live one cannot be here: next_assignment returned it.
-    done = own.where(Assignment.state.in_(_FINISHED)).exists()
+    done = own.where(Assignment.is_done()).exists()
     pick = (
         select(Comparison.id)
         .where(
@@ -121,7 +118,7 @@ def _claim(
         pick = pick.where(Comparison.id.not_in(tried))
     picked = pick.scalar_subquery()
     own_expired = (
-        own.where(Assignment.state.not_in(_FINISHED)).correlate(Comparison).scalar_subquery()
+        own.where(~Assignment.is_done()).correlate(Comparison).scalar_subquery()
     )
     rows = session.execute(
         select(Comparison.id, Comparison.prompt_id, ComparisonItem.response_id, own_expired)
@@ -155,7 +152,7 @@ def _place(
     comparison_id, _prompt_id, response_ids, own_expired = claimed
     if own_expired is not None:
         existing = session.get_one(Assignment, own_expired)
-        existing.state = "leased"
+        existing.state = AssignmentState.LEASED
         existing.lease_expires_at = now + lease
         session.flush()
         return existing
@@ -164,7 +161,7 @@ def _place(
     assignment = Assignment(
         comparison_id=comparison_id,
         rater_id=rater.id,
-        state="leased",
+        state=AssignmentState.LEASED,
         display_order=order,
         lease_expires_at=now + lease,
     )
@@ -234,7 +231,7 @@ def _anything_open(session: Session, rater: User, campaigns: list[_CampaignRow])
         .where(
             Assignment.comparison_id == Comparison.id,
             Assignment.rater_id == rater.id,
-            Assignment.state.in_(_FINISHED),
+            Assignment.is_done(),
         )
         .exists()
     )
@@ -271,9 +268,9 @@ def skip_assignment(
     if reason not in SKIP_REASONS:
         raise ValidationFailed("choose a reason for skipping", field="skip_reason")
     assignment = get_own_assignment(session, rater=rater, assignment_id=assignment_id, lock=True)
-    if assignment.state != "leased":
+    if assignment.state != AssignmentState.LEASED:
         raise Conflict(f"this comparison was already {assignment.state}", field="assignment_id")
-    assignment.state = "skipped"
+    assignment.state = AssignmentState.SKIPPED
     assignment.skip_reason = reason
     assignment.skip_note = note.strip()[:MAX_SKIP_NOTE] or None
     assignment.completed_at = now or utcnow()
@@ -330,8 +327,7 @@ def progress(
         .where(
             Assignment.rater_id == rater.id,
             Comparison.campaign_id == campaign_id,
-            Assignment.state == "leased",
-            Assignment.lease_expires_at > now,
+            Assignment.is_live_lease(now),
         )
         .exists()
     )

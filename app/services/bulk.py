@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app.errors import NotFound
-from app.models import Campaign, Comparison
+from app.models import Comparison
+from app.services.campaigns import get_campaign
 from app.services.imports import import_records
 from trainer.schema import ImportRecord
 
@@ -19,7 +19,5 @@ def bulk_create_comparisons(
     actor_id: int | None = None,
 ) -> list[Comparison]:
     """Create a prompt, its responses and a comparison per record, all or none."""
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise NotFound(f"no campaign with id {campaign_id}", field="campaign_id")
+    campaign = get_campaign(session, campaign_id=campaign_id)
     return import_records(session, campaign=campaign, records=records, actor_id=actor_id, seed=seed)

@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, FieldErrors, NotFound
 from app.models import Campaign, Comparison, Judgment
-from app.models.campaigns import CAMPAIGN_STATUSES, DEFAULT_FLAGS
+from app.models.campaigns import (
+    CAMPAIGN_STATUSES,
+    DEFAULT_FLAGS,
+    MAX_LEASE_MINUTES,
+    MAX_OVERLAP,
+    MIN_LEASE_MINUTES,
+    MIN_OVERLAP,
+)
 from app.services.audit import record_event
 from trainer.schema import KNOWN_FLAGS
 
@@ -31,12 +38,12 @@ class CampaignIn(BaseModel):
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     guidelines_md: str = Field("", max_length=50_000)
-    overlap: int = Field(3, ge=1, le=50)
+    overlap: int = Field(3, ge=MIN_OVERLAP, le=MAX_OVERLAP)
     gold_rate: float = Field(0.0, ge=0.0, le=1.0)
     priority: int = Field(0, ge=-1000, le=1000)
     flags: list[str] = Field(default_factory=list, validate_default=True)
     rubric: list[Aspect] = Field(default_factory=list, max_length=12)
-    lease_minutes: int | None = Field(None, ge=1, le=1440)
+    lease_minutes: int | None = Field(None, ge=MIN_LEASE_MINUTES, le=MAX_LEASE_MINUTES)
     status: str = "active"
 
     @field_validator("flags")

@@ -17,9 +17,10 @@ from pydantic import BaseModel
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from app.errors import NotFound, ValidationFailed
+from app.errors import ValidationFailed
 from app.models import Campaign, Judgment, User
 from app.services.audit import record_event
+from app.services.campaigns import get_campaign
 from app.services.imports import (
     Written,
     check_unique_ids,
@@ -143,9 +144,7 @@ def _import(
     actor_id: int | None,
     seed: int | None,
 ) -> ImportReport:
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise NotFound(f"no campaign with id {campaign_id}", field="campaign_id")
+    campaign = get_campaign(session, campaign_id=campaign_id)
     check_unique_ids([(n, r.record.external_id) for n, r in ranked])
     ids = [r.record.external_id or "" for _, r in ranked]
     seen = existing_external_ids(session, campaign_id=campaign.id, ids=ids)
@@ -257,8 +256,6 @@ def import_file(
     if fmt not in UPLOAD_FORMATS:
         raise ValidationFailed(f"format is one of {', '.join(UPLOAD_FORMATS)}", field="format")
     records = parse_import_csv(lines) if fmt == "csv" else parse_import_lines(lines)
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise NotFound(f"no campaign with id {campaign_id}", field="campaign_id")
+    campaign = get_campaign(session, campaign_id=campaign_id)
     made = import_records(session, campaign=campaign, records=records[:limit], actor_id=actor_id)
     return ImportReport(created=len(made), comparison_ids=[c.id for c in made])

@@ -8,18 +8,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.orm import Session, joinedload
 
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import Assignment, Campaign, Comparison, Judgment, User, utcnow
-from app.models.rating import MAX_RATIONALE
+from app.models.rating import MAX_NOT_RANKABLE_REASON, MAX_RATIONALE, AssignmentState
 from trainer.schema import KNOWN_FLAGS, UNSAFE, is_weak_order
 
-MAX_REASON = 500
 _KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
@@ -123,9 +122,10 @@ def _checked(campaign: Campaign, shown: list[int], data: JudgmentInput) -> dict[
     if data.not_rankable:
         if not reason:
             raise ValidationFailed("say why none is acceptable", field="not_rankable_reason")
-        if len(reason) > MAX_REASON:
+        if len(reason) > MAX_NOT_RANKABLE_REASON:
             raise ValidationFailed(
-                f"the reason is limited to {MAX_REASON} characters", field="not_rankable_reason"
+                f"the reason is limited to {MAX_NOT_RANKABLE_REASON} characters",
+                field="not_rankable_reason",
             )
     elif len(shown) == 2:
         if data.scale is None:
@@ -213,9 +213,9 @@ def submit_judgment(
     _check_key(data.idempotency_key)
     # The lock makes a double submit wait for the first, then find the assignment submitted.
     assignment, campaign = _lock_own(session, rater, assignment_id)
-    if assignment.state == "skipped":
+    if assignment.state == AssignmentState.SKIPPED:
         raise Conflict("you skipped this comparison, so it can no longer be judged")
-    if assignment.state == "submitted":
+    if assignment.state == AssignmentState.SUBMITTED:
         previous = _by_key(session, rater, data.idempotency_key)
         if previous is not None and previous.assignment_id == assignment.id:
             return SubmitResult(previous, replayed=True)
@@ -228,20 +228,21 @@ def submit_judgment(
             "rater_id": rater.id,
             "assignment_id": assignment.id,
             "revision": 0,
-            "lease_expired": assignment.lease_expires_at <= now or assignment.state == "expired",
+            "lease_expired": assignment.lease_expires_at <= now or assignment.state == AssignmentState.EXPIRED,
             **values,
         },
     )
     if judgment is None:
         raise Conflict("this form was already used for another comparison; reload the page")
-    assignment.state = "submitted"
+    assignment.state = AssignmentState.SUBMITTED
     assignment.completed_at = now
     session.flush()
     return SubmitResult(judgment, replayed=False)
 
 
 def _is_superseded(session: Session, judgment_id: int) -> bool:
-    return bool(session.scalar(select(exists().where(Judgment.supersedes_id == judgment_id))))
+    live = select(Judgment.id).where(Judgment.id == judgment_id, Judgment.is_live())
+    return session.scalar(live) is None
 
 
 def get_live_judgment(session: Session, *, rater: User, judgment_id: int) -> Judgment:
@@ -283,10 +284,9 @@ def correct_judgment(
 
 def live_judgments(session: Session, *, rater: User, limit: int = 100) -> list[Judgment]:
     """The rater's own judgments that no correction has replaced, newest first."""
-    newer = aliased(Judgment)
     stmt = (
         select(Judgment)
-        .where(Judgment.rater_id == rater.id, ~exists().where(newer.supersedes_id == Judgment.id))
+        .where(Judgment.rater_id == rater.id, Judgment.is_live())
         .options(joinedload(Judgment.comparison).joinedload(Comparison.prompt))
         .order_by(Judgment.created_at.desc(), Judgment.id.desc())
         .limit(limit)

@@ -41,7 +41,6 @@ from app.services.agreement import (
     pair_agreement,
     pair_relations,
 )
-from app.services.export_rows import live_only
 
 MIN_KAPPA_OVERLAP = 5  # shared comparisons below which a kappa says more about luck than raters
 MOST_DISAGREED = 15
@@ -240,7 +239,7 @@ def _rows_of(session: Session, comparison_ids: list[int]) -> dict[int, list[Row]
     stmt = (
         select(Judgment.id, Judgment.comparison_id, Judgment.rater_id, Judgment.shown_order,
                Judgment.ranks, Judgment.flags, Judgment.time_spent_ms, Judgment.created_at)
-        .where(Judgment.comparison_id.in_(comparison_ids), live_only())
+        .where(Judgment.comparison_id.in_(comparison_ids), Judgment.is_live())
         .order_by(Judgment.id)
     )  # fmt: skip
     rows: dict[int, list[Row]] = defaultdict(list)

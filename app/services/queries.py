@@ -22,6 +22,7 @@ from app.models import (
     TrainingRound,
     User,
 )
+from app.models.rating import AssignmentState
 from app.schemas.common import ListQuery
 from app.schemas.filters import (
     CampaignFilters,
@@ -33,7 +34,6 @@ from app.schemas.filters import (
     RoundFilters,
     SkipFilters,
 )
-from app.services.export_rows import live_only
 
 M = TypeVar("M")
 RESOURCES: dict[str, Any] = {
@@ -156,14 +156,14 @@ def list_judgments(session: Session, *, query: JudgmentFilters) -> tuple[Sequenc
         rater=(User.pseudonym, query.rater),
     )
     if not query.include_superseded:
-        stmt = stmt.where(live_only())
+        stmt = stmt.where(Judgment.is_live())
     return _page(session, resource="judgments", stmt=stmt, query=query)
 
 
 def _skips() -> Select[Any]:
     return (
         select(Assignment)
-        .where(Assignment.state == "skipped")
+        .where(Assignment.state == AssignmentState.SKIPPED)
         .options(selectinload(Assignment.rater))
     )
 

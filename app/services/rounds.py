@@ -10,10 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.models import Campaign, ModelVersion, RoundStep, TrainingRound, utcnow
+from app.models import ModelVersion, RoundStep, TrainingRound, utcnow
+from app.models.rounds import ROUND_METHODS, RoundMethod
 from app.services.audit import record_event
+from app.services.campaigns import get_campaign
 
-ROUND_METHODS = ("rloo", "ppo", "dpo")  # as the training_rounds check constraint allows
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
@@ -88,7 +89,7 @@ def queue_round(
     session: Session,
     *,
     campaign_id: int | None,
-    method: str = "rloo",
+    method: str = RoundMethod.RLOO,
     config: dict[str, Any] | None = None,
     actor_id: int | None = None,
     trigger: str = "admin",
@@ -97,8 +98,8 @@ def queue_round(
     """A queued round; the worker that claims it fixes its data snapshot."""
     if method not in ROUND_METHODS:
         raise ValidationFailed(f"method must be one of {', '.join(ROUND_METHODS)}", field="method")
-    if campaign_id is not None and session.get(Campaign, campaign_id) is None:
-        raise NotFound(f"no campaign with id {campaign_id}", field="campaign_id")
+    if campaign_id is not None:
+        get_campaign(session, campaign_id=campaign_id)
     checked = round_config(dict(config or {}))
     training_round = TrainingRound(
         campaign_id=campaign_id,

@@ -15,12 +15,10 @@ from sqlalchemy.orm import Session
 
 from app.errors import NotFound, ValidationFailed
 from app.models import Judgment, Prompt, Response, SafetyReview, User, utcnow
-from app.models.review import REVIEW_VERDICTS
+from app.models.review import MAX_REVIEW_NOTE, REVIEW_VERDICTS
 from app.services.audit import record_event
-from app.services.export_rows import live_only
 from trainer.schema import UNSAFE
 
-MAX_NOTE = 2000
 STATUSES = ("pending", *REVIEW_VERDICTS, "all")
 
 
@@ -54,7 +52,7 @@ def _unsafe_flags(session: Session) -> dict[int, list[tuple[int, int, list[str],
     # The flags column is JSON; matching its text finds candidates on any database, and the
     # exact check below keeps only real unsafe flags.
     stmt = select(Judgment.id, Judgment.rater_id, Judgment.flags, Judgment.rationale).where(
-        cast(Judgment.flags, Text).like(f'%"{UNSAFE}"%'), live_only()
+        cast(Judgment.flags, Text).like(f'%"{UNSAFE}"%'), Judgment.is_live()
     )
     out: dict[int, list[tuple[int, int, list[str], str]]] = defaultdict(list)
     for jid, rater_id, flags, rationale in session.execute(stmt.order_by(Judgment.id)):
@@ -104,8 +102,8 @@ def review_response(
     note = note.strip()
     if not note:
         raise ValidationFailed("say why in a note", field="note")
-    if len(note) > MAX_NOTE:
-        raise ValidationFailed(f"the note is limited to {MAX_NOTE} characters", field="note")
+    if len(note) > MAX_REVIEW_NOTE:
+        raise ValidationFailed(f"the note is limited to {MAX_REVIEW_NOTE} characters", field="note")
     if response_id not in _unsafe_flags(session):
         raise NotFound("no rater flagged this response unsafe", field="response_id")
     review = session.scalar(select(SafetyReview).where(SafetyReview.response_id == response_id))

@@ -15,8 +15,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound, ValidationFailed
-from app.models import Campaign, Comparison, Judgment, Schedule, TrainingRound, utcnow
+from app.models import Comparison, Judgment, Schedule, TrainingRound, utcnow
+from app.models.rounds import RoundMethod
 from app.services.audit import record_event
+from app.services.campaigns import get_campaign
 from app.services.rounds import queue_round, round_config
 
 # A worker that was down for a long time fires a cron schedule once, not once per missed time.
@@ -38,7 +40,7 @@ def create_schedule(
     campaign_id: int,
     cron: str | None = None,
     every_n_judgments: int | None = None,
-    method: str = "rloo",
+    method: str = RoundMethod.RLOO,
     config: dict[str, Any] | None = None,
     actor_id: int | None = None,
     now: datetime | None = None,
@@ -51,8 +53,7 @@ def create_schedule(
         raise ValidationFailed(f"not a cron expression: {cron!r}", field="cron")
     if every_n_judgments is not None and every_n_judgments < 1:
         raise ValidationFailed("N must be at least 1", field="every_n_judgments")
-    if session.get(Campaign, campaign_id) is None:
-        raise NotFound(f"no campaign with id {campaign_id}", field="campaign_id")
+    get_campaign(session, campaign_id=campaign_id)
     round_config(dict(config or {}))  # refuse a bad config now, not when it fires
     schedule = Schedule(
         campaign_id=campaign_id,

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from app.errors import Conflict
 from app.models import Assignment, Comparison, User, utcnow
+from app.models.rating import AssignmentState
 from app.services.assignment import get_own_assignment
 
 
@@ -16,7 +17,7 @@ def own_skips(session: Session, *, rater: User, limit: int = 100) -> list[Assign
     """The rater's skipped comparisons, newest first, with their prompts loaded."""
     stmt = (
         select(Assignment)
-        .where(Assignment.rater_id == rater.id, Assignment.state == "skipped")
+        .where(Assignment.rater_id == rater.id, Assignment.state == AssignmentState.SKIPPED)
         .options(joinedload(Assignment.comparison).joinedload(Comparison.prompt))
         .order_by(Assignment.completed_at.desc(), Assignment.id.desc())
         .limit(limit)
@@ -26,7 +27,7 @@ def own_skips(session: Session, *, rater: User, limit: int = 100) -> list[Assign
 
 def can_undo(assignment: Assignment, *, now: datetime) -> bool:
     """True while a skipped comparison's lease still holds (the rater may take it back)."""
-    return assignment.state == "skipped" and assignment.lease_expires_at > now
+    return assignment.state == AssignmentState.SKIPPED and assignment.lease_expires_at > now
 
 
 def _locked_open_places(session: Session, comparison_id: int) -> int:
@@ -50,7 +51,7 @@ def undo_skip(
     """Take a skipped comparison back: it is leased to the rater again, reason and note cleared."""
     now = now or utcnow()
     assignment = get_own_assignment(session, rater=rater, assignment_id=assignment_id, lock=True)
-    if assignment.state != "skipped":
+    if assignment.state != AssignmentState.SKIPPED:
         raise Conflict("This comparison was not skipped", field="assignment_id")
     if not can_undo(assignment, now=now):
         raise Conflict(
@@ -64,7 +65,7 @@ def undo_skip(
             "Other raters have taken every place on this comparison since you skipped it",
             field="assignment_id",
         )
-    assignment.state = "leased"
+    assignment.state = AssignmentState.LEASED
     assignment.skip_reason = None
     assignment.skip_note = None
     assignment.completed_at = None

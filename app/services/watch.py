@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Comparison, Judgment, RoundStep, TrainingRound
-from app.services.export_rows import live_only
 
 # Agreement falling by more than this against the previous round is flagged on the round page.
 AGREEMENT_DROP_FLAG = 0.10
@@ -53,7 +52,7 @@ def _agreement(session: Session, round_id: int) -> tuple[int, float | None]:
     stmt = (
         select(Judgment.shown_order, Judgment.ranks)
         .join(Comparison, Comparison.id == Judgment.comparison_id)
-        .where(Comparison.round_id == round_id, live_only(), Judgment.ranks.is_not(None))
+        .where(Comparison.round_id == round_id, Judgment.is_live(), Judgment.ranks.is_not(None))
     )
     pairs = agree = 0
     for shown, ranks in session.execute(stmt):

@@ -7,6 +7,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from app.db import SessionDep
+from app.models.rounds import RoundMethod
 from app.services.rounds import RoundConfig, cancel_round, get_round, queue_round
 from app.services.schedules import create_schedule, set_schedule_active
 from app.web.auth import AdminDep, CsrfDep, PageId, require_admin
@@ -36,7 +37,7 @@ def rounds(request: Request, session: SessionDep, admin: AdminDep) -> Response:
 def queue(session: SessionDep, admin: AdminDep, form: FormDep) -> RedirectResponse:
     """Queue a round now; go to its page."""
     queued = queue_round(
-        session, campaign_id=integer(form, "campaign_id"), method=text(form, "method") or "rloo",
+        session, campaign_id=integer(form, "campaign_id"), method=text(form, "method") or RoundMethod.RLOO,
         config=_config(form), actor_id=admin.id,
     )  # fmt: skip
     return RedirectResponse(f"/admin/rounds/{queued.id}", status_code=303)
@@ -64,7 +65,7 @@ def schedule(session: SessionDep, admin: AdminDep, form: FormDep) -> RedirectRes
     every = integer(form, "every_n_judgments", required=False)
     create_schedule(
         session, campaign_id=integer(form, "campaign_id") or 0, cron=text(form, "cron") or None,
-        every_n_judgments=every, method=text(form, "method") or "rloo", config=_config(form),
+        every_n_judgments=every, method=text(form, "method") or RoundMethod.RLOO, config=_config(form),
         actor_id=admin.id,
     )  # fmt: skip
     return RedirectResponse("/admin/rounds#schedules", status_code=303)

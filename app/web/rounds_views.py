@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Campaign, ModelVersion, RoundStep, TrainingRound, User, utcnow
-from app.services.rounds import ROUND_METHODS, RoundConfig, model_versions, round_steps
+from app.models.rounds import ROUND_METHODS
+from app.services.rounds import RoundConfig, model_versions, round_steps
 from app.services.schedules import list_schedules
 from app.services.watch import AGREEMENT_DROP_FLAG, reward_agreement
 from app.web.charts import Chart, render_chart

@@ -10,6 +10,9 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from app.db import REPO_ROOT
+from app.models.campaigns import MAX_LEASE_MINUTES, MAX_OVERLAP, MIN_LEASE_MINUTES, MIN_OVERLAP
+from app.models.rating import MAX_NOT_RANKABLE_REASON, MAX_RATIONALE
+from app.models.review import MAX_REVIEW_NOTE
 from app.rendering import render_markdown_cached
 from app.web.auth import csrf_token
 
@@ -26,6 +29,16 @@ def environment() -> Environment:
     )
     env.filters["markdown"] = render_markdown_cached
     env.globals["csrf_token"] = csrf_token
+    # The bounds forms show are the models' own constants (which also build the checks).
+    env.globals |= {
+        "max_rationale": MAX_RATIONALE,
+        "max_not_rankable_reason": MAX_NOT_RANKABLE_REASON,
+        "max_review_note": MAX_REVIEW_NOTE,
+        "min_overlap": MIN_OVERLAP,
+        "max_overlap": MAX_OVERLAP,
+        "min_lease_minutes": MIN_LEASE_MINUTES,
+        "max_lease_minutes": MAX_LEASE_MINUTES,
+    }
     return env
 
 

@@ -12,9 +12,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import ApiToken, AuditEvent, Campaign, Comparison, User
-from tests.app.test_auth import HTML, csrf_of, login
-from tests.app.test_external_imports import HH
-from tests.factories import make_campaign, make_comparisons, make_judgment, make_raters, make_user
+from tests.factories import (
+    HH,
+    make_campaign,
+    make_comparisons,
+    make_judgment,
+    make_raters,
+    make_user,
+)
+from tests.web import HTML, admin_post, csrf_of, login
 
 
 @pytest.fixture
@@ -24,25 +30,19 @@ def admin(client: TestClient, db: Session) -> User:
     return user
 
 
-def _post(client: TestClient, path: str, data: dict[str, object], **kw: object):
-    token = csrf_of(client, "/admin")
-    return client.post(path, data={**data, "csrf_token": token}, headers=HTML,
-                       follow_redirects=False, **kw)  # type: ignore[arg-type]  # fmt: skip
-
-
 def _audited(db: Session, action: str) -> int:
     return db.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == action)) or 0
 
 
 def test_a_bad_campaign_form_names_each_field_and_saves_nothing(client: TestClient, db: Session, admin: User) -> None:
     before = db.scalar(select(func.count()).select_from(Campaign))
-    bad = _post(client, "/admin/campaigns", {"name": " ", "overlap": "0", "gold_rate": "2",
+    bad = admin_post(client, "/admin/campaigns", {"name": " ", "overlap": "0", "gold_rate": "2",
                                              "lease_minutes": "abc", "guidelines_md": "x"})  # fmt: skip
     assert bad.status_code == 422
     for field in ("name", "overlap", "gold_rate", "lease_minutes"):
         assert f'id="{field}-error"' in bad.text, field
     assert db.scalar(select(func.count()).select_from(Campaign)) == before
-    good = _post(client, "/admin/campaigns", {"name": "Cardiology", "overlap": "2", "gold_rate": "0.1",
+    good = admin_post(client, "/admin/campaigns", {"name": "Cardiology", "overlap": "2", "gold_rate": "0.1",
                                               "flags": ["incomplete"], "rubric": "safety\naccuracy",
                                               "guidelines_md": "<script>x()</script> **Be safe**",
                                               "lease_minutes": "30", "status": "active"})  # fmt: skip
@@ -53,7 +53,7 @@ def test_a_bad_campaign_form_names_each_field_and_saves_nothing(client: TestClie
     page = client.get(good.headers["location"], headers=HTML).text
     assert "<strong>Be safe</strong>" in page and "<script>x()" not in page
     # An edit with one bad field changes nothing, not even the good fields.
-    again = _post(client, f"/admin/campaigns/{campaign.id}", {"name": "Renamed", "overlap": "99"})
+    again = admin_post(client, f"/admin/campaigns/{campaign.id}", {"name": "Renamed", "overlap": "99"})
     assert again.status_code == 422 and 'id="overlap-error"' in again.text
     db.refresh(campaign)
     assert campaign.name == "Cardiology" and campaign.overlap == 2
@@ -61,7 +61,7 @@ def test_a_bad_campaign_form_names_each_field_and_saves_nothing(client: TestClie
 
 
 def test_invite_link_sets_a_password_once_then_the_rater_logs_in(client: TestClient, db: Session, admin: User) -> None:
-    invited = _post(client, "/admin/raters", {"email": "New.Doc@Example.org", "display_name": "Dr New",
+    invited = admin_post(client, "/admin/raters", {"email": "New.Doc@Example.org", "display_name": "Dr New",
                                               "specialty": "cardiology", "role": "rater"})  # fmt: skip
     assert invited.status_code == 200
     link = re.search(r'id="invite-link">http://testserver(/invite/[^<]+)<', invited.text)
@@ -82,11 +82,11 @@ def test_invite_link_sets_a_password_once_then_the_rater_logs_in(client: TestCli
 
 def test_deactivate_reset_and_unlock_are_audited(client: TestClient, db: Session, admin: User) -> None:
     rater = make_user(db)
-    assert _post(client, f"/admin/raters/{rater.id}/active", {"active": "0"}).status_code == 303
+    assert admin_post(client, f"/admin/raters/{rater.id}/active", {"active": "0"}).status_code == 303
     assert rater.active is False
-    reset = _post(client, f"/admin/raters/{rater.id}/reset", {})
+    reset = admin_post(client, f"/admin/raters/{rater.id}/reset", {})
     assert 'id="invite-link"' in reset.text
-    assert _post(client, f"/admin/raters/{rater.id}/unlock", {}).status_code == 303
+    assert admin_post(client, f"/admin/raters/{rater.id}/unlock", {}).status_code == 303
     for action in ("user.deactivate", "user.reset_password", "user.clear_lockout"):
         assert _audited(db, action) == 1
     assert client.get("/admin/raters", headers=HTML).status_code == 200
@@ -96,7 +96,7 @@ def test_deactivate_reset_and_unlock_are_audited(client: TestClient, db: Session
 
 
 def test_tokens_are_shown_once_listed_with_last_use_and_revoked(client: TestClient, db: Session, admin: User) -> None:
-    made = _post(client, "/admin/tokens", {"name": "nightly", "scope": "read"})
+    made = admin_post(client, "/admin/tokens", {"name": "nightly", "scope": "read"})
     plaintext = re.search(r'id="new-token">(pfl_[^<]+)<', made.text)
     assert plaintext
     client.get("/api/v1/campaigns", headers={"Authorization": f"Bearer {plaintext.group(1)}"})
@@ -104,9 +104,9 @@ def test_tokens_are_shown_once_listed_with_last_use_and_revoked(client: TestClie
     assert plaintext.group(1) not in listing and "never" not in listing.split("nightly")[1][:300]
     token = db.scalar(select(ApiToken).where(ApiToken.name == "nightly"))
     assert token is not None
-    assert _post(client, f"/admin/tokens/{token.id}/revoke", {}).status_code == 303
+    assert admin_post(client, f"/admin/tokens/{token.id}/revoke", {}).status_code == 303
     assert token.revoked_at is not None
-    empty = _post(client, "/admin/tokens", {"name": ""})
+    empty = admin_post(client, "/admin/tokens", {"name": ""})
     assert empty.status_code == 422 and 'id="name-error"' in empty.text
 
 
@@ -114,21 +114,21 @@ def test_upload_reports_every_bad_line_and_imports_the_real_format(client: TestC
     campaign = make_campaign(db)
     good = json.dumps({"prompt": "p", "responses": [{"text": "a"}, {"text": "b"}]})
     bad = "\n".join([good, "{oops", good, json.dumps({"prompt": "p", "responses": []})]) + "\n"
-    refused = _post(client, "/admin/imports", {"campaign_id": str(campaign.id), "format": "jsonl"},
+    refused = admin_post(client, "/admin/imports", {"campaign_id": str(campaign.id), "format": "jsonl"},
                     files={"file": ("x.jsonl", bad.encode())})  # fmt: skip
     assert refused.status_code == 422 and 'id="import-problems"' in refused.text
     rows = re.findall(r'<td class="num">(\d+)</td><td>([^<]+)</td>', refused.text)
     assert [n for n, _ in rows] == ["2", "4"]
     with gzip.open(HH, "rb") as fh:
         head = b"".join(fh.readline() for _ in range(5))
-    done = _post(client, "/admin/imports", {"campaign_id": str(campaign.id), "format": "hh-rlhf"},
+    done = admin_post(client, "/admin/imports", {"campaign_id": str(campaign.id), "format": "hh-rlhf"},
                  files={"file": ("pairs.jsonl.gz", gzip.compress(head))})  # fmt: skip
     assert "imported 5 comparisons with 5 judgments by ext-hh-rlhf" in done.text
-    again = _post(client, "/admin/imports", {"campaign_id": str(campaign.id), "format": "hh-rlhf"},
+    again = admin_post(client, "/admin/imports", {"campaign_id": str(campaign.id), "format": "hh-rlhf"},
                   files={"file": ("pairs.jsonl", head)})  # fmt: skip
     assert "imported 0 comparisons; 5 already imported, skipped" in again.text
     csv_text = "external_id,prompt,response_1,response_2,context_specialty\nc1,Dose?,A,B,renal\n"
-    made = _post(client, "/admin/imports", {"campaign_id": str(campaign.id), "format": "csv"},
+    made = admin_post(client, "/admin/imports", {"campaign_id": str(campaign.id), "format": "csv"},
                  files={"file": ("x.csv", csv_text.encode())})  # fmt: skip
     assert "imported 1 comparisons" in made.text
     n = db.scalar(select(func.count()).select_from(Comparison).where(Comparison.campaign_id == campaign.id))

@@ -13,8 +13,8 @@ from app.models import RoundStep, Schedule, TrainingRound
 from app.models.rounds import STEP_NAMES
 from app.services.rounds import queue_round
 from app.web.admin_rounds import router
-from tests.app.test_auth import HTML, csrf_of, login
 from tests.factories import make_campaign, make_comparisons, make_judgment, make_raters, make_user
+from tests.web import HTML, csrf_of, login
 
 ROUTES = [(method, route.path.replace("{round_id}", "1").replace("{schedule_id}", "1"))
           for route in router.routes for method in sorted(route.methods)]  # type: ignore[attr-defined]

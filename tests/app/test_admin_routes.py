@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.main import create_app
-from tests.app.test_auth import HTML, csrf_of, login
 from tests.factories import make_user
+from tests.web import HTML, csrf_of, login
 
 PUBLIC = {"/", "/login", "/logout", "/healthz", "/readyz", "/docs", "/openapi.json",
           "/invite/{token}"}  # fmt: skip

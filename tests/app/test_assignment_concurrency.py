@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from app.models import Comparison, Judgment, User
 from app.services.assignment import next_assignment
 from app.services.judgments import JudgmentInput, submit_judgment
-from tests.app.test_open_places import assert_counts_match_a_recount
 from tests.factories import make_campaign, make_comparisons, make_raters
+from tests.support import assert_counts_match_a_recount
 
 RATERS, COMPARISONS, OVERLAP = 50, 40, 3
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -13,23 +11,7 @@ from app.services.users import set_password
 from app.web.auth import COOKIE, require_admin
 from app.web.pages import safe_next
 from tests.factories import PASSWORD, make_user
-
-HTML = {"Accept": "text/html"}
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def csrf_of(client: TestClient, path: str = "/login") -> str:
-    """The CSRF token embedded in the page at `path` (the page sets the cookie it matches)."""
-    match = _CSRF.search(client.get(path, headers=HTML).text)
-    assert match, "no CSRF token on the page"
-    return match.group(1)
-
-
-def login(client: TestClient, email: str, password: str = PASSWORD):
-    """Log in as a browser would: load the form, post it with its token."""
-    token = csrf_of(client)
-    return client.post("/login", data={"email": email, "password": password, "csrf_token": token,
-                                       "next": "/rate"}, headers=HTML, follow_redirects=False)
+from tests.web import HTML, csrf_of, login
 
 
 def test_login_sets_a_signed_httponly_samesite_cookie(client: TestClient, db: Session) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,24 +10,7 @@ from sqlalchemy import create_engine, func, select
 
 from app.models import Comparison, User
 from app.security import verify_password
-
-PREFLOOP = [sys.executable, "-c", "from app.cli import main; main()"]
-
-
-def run(
-    args: list[str], *, url: str, env: str = "test", stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run `prefloop ARGS` against `url`."""
-    environ = {**os.environ, "PREFLOOP_DATABASE_URL": url, "PREFLOOP_ENV": env}
-    return subprocess.run(
-        [*PREFLOOP, *args],
-        env=environ,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.support import run
 
 
 @pytest.fixture
@@ -155,3 +136,21 @@ def test_import_is_all_or_nothing_and_names_the_line(sqlite_url: str, tmp_path: 
     engine = create_engine(sqlite_url)
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Comparison)) == 2
+
+
+def test_export_offers_every_export_query_option_under_its_flag() -> None:
+    import typer
+
+    from app.cli import cli
+    from app.schemas.export import ExportQuery
+
+    params = typer.main.get_command(cli).commands["export"].params  # type: ignore[attr-defined]
+    assert {p.name for p in params} == {"out", *ExportQuery.model_fields}
+    # The flags users type, as before the command was generated from the model.
+    assert [opt for p in params for opt in p.opts] == [
+        "--out", "-o", "--shape", "--format", "--style", "--ties", "--expansion",
+        "--min-agreement", "--exclude-gold", "--include-superseded", "--include-skips",
+        "--campaign", "--round", "--rater", "--since", "--until", "--max-judgment-id",
+    ]  # fmt: skip
+    switches = {p.opts[0] for p in params if p.is_flag}
+    assert switches == {"--exclude-gold", "--include-superseded", "--include-skips"}

@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import UTC, datetime
 
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from app.schemas.export import ExportQuery
-from app.services.export import export_bytes
 from tests.factories import make_campaign, make_comparisons, make_judgment, make_user
+from tests.support import export_rows
 from trainer.schema import (
     AggregatedRecord,
     ConversationalPairwiseRecord,
     PairwiseRecord,
     RankingRecord,
+    ResponseRecord,
     ranking_to_pairwise,
+    written_fields,
 )
-
-
-def export_rows(db, batch_rows: int = 2000, **options) -> list[dict]:
-    """Run the export into memory and parse it (JSONL or Parquet) into dicts."""
-    query = ExportQuery(**options)
-    data = b"".join(export_bytes(db, query=query, batch_rows=batch_rows))
-    if query.format == "parquet":
-        return pq.read_table(io.BytesIO(data)).to_pylist()
-    return [json.loads(line) for line in data.decode().splitlines()]
 
 
 @pytest.fixture
@@ -169,6 +160,23 @@ def test_parquet_holds_the_same_rows_as_jsonl(db, judged, options):
     assert parquet == jsonl
 
 
+@pytest.mark.parametrize(
+    ("options", "model"),
+    [({"shape": "pairwise"}, PairwiseRecord),
+     ({"shape": "pairwise", "style": "conversational"}, ConversationalPairwiseRecord),
+     ({"shape": "ranking"}, RankingRecord), ({"shape": "aggregated"}, AggregatedRecord)],
+)  # fmt: skip
+@pytest.mark.parametrize("file_format", ["jsonl", "parquet"])
+def test_each_shape_carries_its_records_fields_in_the_schemas_order(
+    db, judged, options, model, file_format
+):
+    rows = export_rows(db, campaign_id=judged["campaign"].id, format=file_format, **options)
+    assert rows and all(list(row) == written_fields(model) for row in rows)
+    if model is not PairwiseRecord:
+        responses = [r for row in rows for r in row.get("responses", ())]
+        assert all(list(r) == written_fields(ResponseRecord) for r in responses)
+
+
 def test_bad_option_combinations_are_refused(db):
     from app.errors import ValidationFailed
 
@@ -187,7 +195,7 @@ def test_bad_option_combinations_are_refused(db):
     flags=st.lists(st.sampled_from(["unsafe", "factually_wrong"]), max_size=2),
 )
 def test_fast_pairwise_lines_parse_to_the_same_rows(texts, margin, tie, round_id, flags):
-    from app.services.export_formats import jsonl_chunks
+    from app.services.export.writers import jsonl_chunks
 
     row = {
         "kind": "pairwise", "prompt": texts[0], "chosen": texts[1], "rejected": texts[2],
@@ -196,5 +204,7 @@ def test_fast_pairwise_lines_parse_to_the_same_rows(texts, margin, tie, round_id
         "chosen_flags": flags, "rejected_flags": [],
         "chosen_confirmed_unsafe": False, "rejected_confirmed_unsafe": tie,
     }  # fmt: skip
-    assert json.loads(b"".join(jsonl_chunks([row]))) == row
+    line = b"".join(jsonl_chunks([row]))
+    assert json.loads(line) == row
+    assert list(json.loads(line)) == written_fields(PairwiseRecord)
     assert set(row) == set(PairwiseRecord.model_fields)

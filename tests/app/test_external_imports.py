@@ -17,12 +17,8 @@ from app.security import verify_password
 from app.services.agreement import pair_agreement
 from app.services.external_imports import import_finegrained, import_hh_rlhf
 from app.services.users import is_external
-from tests.factories import PASSWORD, make_campaign
+from tests.factories import FG, HH, PASSWORD, make_campaign
 from trainer.schema import FineGrainedQuestion, HHPair
-
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-HH = SHARED / "hh-rlhf-harmless" / "pairs.jsonl.gz"
-FG = SHARED / "finegrained-qa" / "feedback.json"
 
 
 def hh_lines(n: int, start: int = 0) -> list[str]:
@@ -176,7 +172,7 @@ def test_unknown_campaign_is_not_found(db: Session) -> None:
 def test_cli_imports_a_slice_then_reports_the_reimport(
     committed_engine: object, pg_url: str, tmp_path: Path
 ) -> None:
-    from tests.app.test_cli import run
+    from tests.support import run
 
     args = ["import-external", str(HH), "--format", "hh-rlhf", "--campaign", "hh", "--limit", "25"]
     refused = run(args, url=pg_url)

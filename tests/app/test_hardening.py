@@ -12,14 +12,14 @@ from app.config import get_settings
 from app.db import build_engine, get_session
 from app.main import create_app
 from app.web.auth import COOKIE, _serializer
-from tests.app.test_role_matrix import World, call, endpoints, fill, world  # noqa: F401
+from tests.app.callers import World, call, endpoints, fill
 from tests.factories import make_token
 
 HUGE = 2**70
 MIB = 1024 * 1024
 
 
-def test_huge_ids_are_404_or_422_on_every_route(client: TestClient, world: World) -> None:  # noqa: F811
+def test_huge_ids_are_404_or_422_on_every_route(client: TestClient, world: World) -> None:
     bad = []
     for endpoint in endpoints(client.app):
         if "{" not in endpoint.path:
@@ -33,9 +33,9 @@ def test_huge_ids_are_404_or_422_on_every_route(client: TestClient, world: World
 
 
 @pytest.mark.parametrize("route", ["/rate/submit", "/rate/skip"])
-def test_a_huge_assignment_id_in_a_form_is_422(client: TestClient, world: World,  # noqa: F811
+def test_a_huge_assignment_id_in_a_form_is_422(client: TestClient, world: World,
                                                route: str) -> None:
-    from tests.app.test_role_matrix import Endpoint
+    from tests.app.callers import Endpoint
 
     world.assignment_id = HUGE
     response = call(client, Endpoint("POST", route), world, "rater")

@@ -12,9 +12,8 @@ from sqlalchemy.orm import Session
 
 from app.services import assignment as assignment_service
 from app.services.assignment import next_assignment
-from tests.app.test_auth import HTML, login
-from tests.app.test_rate import HX, form_of
 from tests.factories import make_campaign, make_comparisons, make_user
+from tests.web import HTML, HX, form_of, login
 
 BUDGET = 8  # statements for one judgment: the submit and the next comparison's page
 

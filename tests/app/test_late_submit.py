@@ -16,8 +16,8 @@ from app.config import get_settings
 from app.models import utcnow
 from app.services.assignment import next_assignment
 from app.services.judgments import JudgmentInput, submit_judgment
-from tests.app.test_export import export_rows
 from tests.factories import make_campaign, make_comparisons, make_user
+from tests.support import export_rows
 from trainer.schema import AggregatedRecord, PairwiseRecord, RankingRecord
 
 

@@ -22,8 +22,8 @@ from app.models import AuditEvent, LoginThrottle, User, utcnow
 from app.services import auth
 from app.services.auth import WRONG_CREDENTIALS, begin_login, finish_login
 from app.services.users import set_active, set_password
-from tests.app.test_auth import login
 from tests.factories import PASSWORD, make_user
+from tests.web import login
 
 STRANGER = "203.0.113.9"
 PHYSICIAN = "198.51.100.7"

@@ -14,17 +14,16 @@ from sqlalchemy.engine import make_url
 
 from app.migrate import alembic_config, current_revision, downgrade, head_revision, upgrade
 from app.models import Base
-from tests.conftest import ADMIN_URL
 
 
 @pytest.fixture
-def empty_pg_url() -> Iterator[str]:
+def empty_pg_url(admin_url: str) -> Iterator[str]:
     """A brand-new, empty PostgreSQL database."""
     name = f"prefloop_mig_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()

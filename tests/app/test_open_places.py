@@ -6,13 +6,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from app.db import build_engine
 from app.migrate import upgrade
-from app.models import Assignment, Campaign, CampaignTally, Comparison, utcnow
-from app.models.rating import HOLDING_STATES
+from app.models import Campaign, Comparison, utcnow
 from app.services.assignment import (
     next_assignment,
     progress,
@@ -21,29 +20,7 @@ from app.services.assignment import (
 )
 from app.services.judgments import JudgmentInput, submit_judgment
 from tests.factories import make_campaign, make_comparisons, make_raters
-
-
-def assert_counts_match_a_recount(session: Session) -> None:
-    """open_places = overlap - holders for every comparison; each campaign's tally is their sum."""
-    session.flush()
-    holders = (
-        select(func.count(Assignment.id))
-        .where(Assignment.comparison_id == Comparison.id, Assignment.state.in_(HOLDING_STATES))
-        .correlate(Comparison)
-        .scalar_subquery()
-    )
-    rows = session.execute(
-        select(Comparison.id, Comparison.open_places, Campaign.overlap - holders)
-        .join(Campaign, Campaign.id == Comparison.campaign_id)
-    ).all()
-    assert [(cid, kept) for cid, kept, _ in rows] == [(cid, counted) for cid, _, counted in rows]
-    sums = dict(session.execute(
-        select(Comparison.campaign_id, func.sum(Comparison.open_places)).group_by(
-            Comparison.campaign_id)).all())
-    tallies = dict(session.execute(
-        select(CampaignTally.campaign_id, func.sum(CampaignTally.open_places)).group_by(
-            CampaignTally.campaign_id)).all())
-    assert {k: v for k, v in tallies.items() if k in sums} == sums
+from tests.support import assert_counts_match_a_recount
 
 
 def _every_writer(session: Session) -> None:

@@ -18,8 +18,8 @@ from app.cli import cli
 from app.models import Comparison, Judgment, User
 from app.services.agreement import cohen_kappa, ordinal_alpha
 from app.services.quality import Quality, compute_quality, fresh_quality, rebuild, refresh
-from tests.app.test_auth import HTML, login
 from tests.factories import make_campaign, make_comparisons, make_judgment, make_raters, make_user
+from tests.web import HTML, login
 
 
 def _canonical(c: Comparison) -> list[int]:

@@ -2,49 +2,23 @@
 
 from __future__ import annotations
 
-import re
-
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import Assignment, Campaign, Judgment
-from app.services.imports import import_records
-from tests.app.test_auth import HTML, csrf_of, login
-from tests.factories import make_campaign, make_comparisons, make_user
-from trainer.schema import ImportRecord, ImportResponse
-
-HX = {"HX-Request": "true"}
-SECRET_MODEL = "secret-policy-v7"
-
-
-def add_comparison(db: Session, campaign: Campaign, texts: list[str], prompt: str = "Chest pain?"):
-    """One comparison of `texts`, each written by a model whose name must never be shown."""
-    record = ImportRecord(prompt=prompt, context={"specialty": "cardiology", "age": "54"},
-                          responses=[ImportResponse(text=t, model_version=f"{SECRET_MODEL}-{i}")
-                                     for i, t in enumerate(texts)])
-    return import_records(db, campaign=campaign, records=[record], seed=1)[0]
-
-
-def form_of(html: str) -> dict[str, str]:
-    """The hidden fields of the rating form."""
-    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', html))
+from app.models import Assignment, Judgment
+from tests.factories import SECRET_MODEL, add_comparison, make_campaign, make_comparisons, make_user
+from tests.web import HTML, HX, csrf_of, form_of, login, rater_logged_in
 
 
 def judgments(db: Session) -> int:
     return db.scalar(select(func.count(Judgment.id))) or 0
 
 
-def _rater(client: TestClient, db: Session):
-    rater = make_user(db)
-    login(client, rater.email)
-    return rater
-
-
 def test_the_page_shows_prompt_context_and_responses_but_no_model(client: TestClient, db: Session) -> None:
     campaign = make_campaign(db, guidelines_md="**Safety first**")
     add_comparison(db, campaign, ["Call **911** now.", "Rest and see your GP."])
-    _rater(client, db)
+    rater_logged_in(client, db)
     page = client.get("/rate", headers=HTML)
     assert page.status_code == 200
     html = page.text
@@ -61,7 +35,7 @@ def test_htmx_submit_records_once_and_swaps_in_the_next(client: TestClient, db: 
     campaign = make_campaign(db)
     add_comparison(db, campaign, ["first A", "first B"], prompt="first prompt")
     add_comparison(db, campaign, ["second A", "second B"], prompt="second prompt")
-    _rater(client, db)
+    rater_logged_in(client, db)
     fields = form_of(client.get("/rate", headers=HTML).text)
     data = {**fields, "scale": "-2", "rationale": "A is safer", "time_spent_ms": "4200"}
     first = client.post("/rate/submit", data=data, headers=HX)
@@ -77,7 +51,7 @@ def test_htmx_submit_records_once_and_swaps_in_the_next(client: TestClient, db: 
 def test_without_htmx_a_submit_redirects_to_the_next(client: TestClient, db: Session) -> None:
     campaign = make_campaign(db)
     add_comparison(db, campaign, ["a", "b"])
-    _rater(client, db)
+    rater_logged_in(client, db)
     fields = form_of(client.get("/rate", headers=HTML).text)
     response = client.post("/rate/submit", data={**fields, "scale": "0"}, headers=HTML,
                            follow_redirects=False)
@@ -88,7 +62,7 @@ def test_without_htmx_a_submit_redirects_to_the_next(client: TestClient, db: Ses
 def test_a_bad_ranking_shows_a_message_in_place_and_changes_nothing(client: TestClient, db: Session) -> None:
     campaign = make_campaign(db)
     add_comparison(db, campaign, ["one", "two", "three", "four"])
-    _rater(client, db)
+    rater_logged_in(client, db)
     fields = form_of(client.get("/rate", headers=HTML).text)
     response = client.post("/rate/submit", data={**fields, "rank-0": "1", "rank-1": "2"}, headers=HX)
     assert response.status_code == 422
@@ -108,10 +82,10 @@ def test_a_bad_ranking_shows_a_message_in_place_and_changes_nothing(client: Test
 def test_another_raters_assignment_cannot_be_judged(client: TestClient, db: Session) -> None:
     campaign = make_campaign(db)
     add_comparison(db, campaign, ["a", "b"])
-    owner = _rater(client, db)
+    owner = rater_logged_in(client, db)
     fields = form_of(client.get("/rate", headers=HTML).text)
     client.cookies.clear()
-    _rater(client, db)
+    rater_logged_in(client, db)
     token = csrf_of(client, "/history")
     response = client.post("/rate/submit", headers=HX, data={
         **fields, "csrf_token": token, "scale": "1"})
@@ -124,7 +98,7 @@ def test_skip_with_a_reason_shows_the_next(client: TestClient, db: Session) -> N
     campaign = make_campaign(db)
     add_comparison(db, campaign, ["a", "b"], prompt="derm question")
     add_comparison(db, campaign, ["c", "d"], prompt="cardio question")
-    _rater(client, db)
+    rater_logged_in(client, db)
     html = client.get("/rate", headers=HTML).text
     fields = form_of(html)
     response = client.post("/rate/skip", headers=HX, data={
@@ -146,7 +120,7 @@ def test_history_shows_only_my_work_and_a_correction_is_a_new_revision(client: T
     fields = form_of(client.get("/rate", headers=HTML).text)
     client.post("/rate/submit", data={**fields, "scale": "3"}, headers=HX)
     client.cookies.clear()
-    _rater(client, db)
+    rater_logged_in(client, db)
     assert "No judgments yet" in client.get("/history", headers=HTML).text
     fields = form_of(client.get("/rate", headers=HTML).text)
     client.post("/rate/submit", data={**fields, "scale": "-1"}, headers=HX)
@@ -171,7 +145,7 @@ def test_history_shows_only_my_work_and_a_correction_is_a_new_revision(client: T
 def test_response_markup_is_sanitised(client: TestClient, db: Session) -> None:
     campaign = make_campaign(db)
     add_comparison(db, campaign, ['<img src=x onerror="alert(1)">', "<script>alert(2)</script>"])
-    _rater(client, db)
+    rater_logged_in(client, db)
     html = client.get("/rate", headers=HTML).text
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
@@ -179,7 +153,7 @@ def test_response_markup_is_sanitised(client: TestClient, db: Session) -> None:
 
 def test_guidelines_page(client: TestClient, db: Session) -> None:
     campaign = make_campaign(db, guidelines_md="# Rules\n\n<script>x()</script>")
-    _rater(client, db)
+    rater_logged_in(client, db)
     html = client.get(f"/guidelines/{campaign.id}", headers=HTML).text
     assert "<h1>Rules</h1>" in html and "<script>x()" not in html
     assert client.get("/guidelines/999999", headers=HTML).status_code == 404
@@ -188,7 +162,7 @@ def test_guidelines_page(client: TestClient, db: Session) -> None:
 def test_gold_comparisons_look_like_any_other(client: TestClient, db: Session) -> None:
     campaign = make_campaign(db, gold_rate=1.0)
     make_comparisons(db, campaign, gold=True)
-    _rater(client, db)
+    rater_logged_in(client, db)
     html = client.get("/rate", headers=HTML).text
     assert 'id="response-A"' in html and "gold" not in html.lower()
 
@@ -198,7 +172,7 @@ def test_differences_come_on_request_for_the_raters_own_comparison_only(
 ) -> None:
     campaign = make_campaign(db)
     add_comparison(db, campaign, ["Take aspirin <b>now</b> and call 911.", "Take aspirin and rest."])
-    _rater(client, db)
+    rater_logged_in(client, db)
     page = client.get("/rate", headers=HTML).text
     assert "<mark>" not in page  # the page no longer pays for a diff nobody asked for
     assignment_id = form_of(page)["assignment_id"]
@@ -206,5 +180,5 @@ def test_differences_come_on_request_for_the_raters_own_comparison_only(
     assert diff.status_code == 200
     assert diff.text.count('hx-swap-oob="true"') == 2 and "<mark>" in diff.text
     assert "<b>" not in diff.text and "&lt;b&gt;" in diff.text  # escaped, never markup
-    _rater(client, db)  # someone else
+    rater_logged_in(client, db)  # someone else
     assert client.get(f"/rate/diff/{assignment_id}", headers=HX).status_code == 404

@@ -9,23 +9,11 @@ exception inside a prefix (say, an admin page that raters may see), is one line 
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
 from typing import Any
 
-import pytest
-from fastapi import FastAPI
-from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session
 
-from app.models import User
-from app.schemas.common import MAX_ID
-from app.services.assignment import next_assignment, skip_assignment
-from app.services.rounds import queue_round
-from app.services.schedules import create_schedule
-from app.web.auth import COOKIE, _serializer
-from tests.factories import make_campaign, make_comparisons, make_judgment, make_token, make_user
+from tests.app.callers import World, call, endpoints
 
 PRINCIPALS = ("anonymous", "rater", "other_rater", "admin", "read_token", "write_token")
 
@@ -82,117 +70,6 @@ def expected(rule: str, method: str, principal: str) -> str | int:
     if rule == "owner" and principal != "rater":
         return 404  # another rater's (or an admin's) view of the rater's own work: not found
     return 200 if method == "GET" else ALLOWED
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One method of one route."""
-
-    method: str
-    path: str
-
-
-def endpoints(app: FastAPI) -> list[Endpoint]:
-    """Every (method, path) the app serves, from its route table; a mount counts as one GET."""
-    found = []
-    for context in iter_route_contexts(app.routes):
-        methods = getattr(context.original_route, "methods", None) or {"GET"}
-        found += [Endpoint(m, context.path) for m in sorted(methods) if m != "HEAD"]
-    return found
-
-
-@dataclass
-class World:
-    """The rows and credentials the matrix runs against."""
-
-    params: dict[str, int | str]
-    ids: dict[str, int]
-    users: dict[str, User | None]
-    csrf: dict[str, str]
-    tokens: dict[str, str]
-    assignment_id: int
-
-
-def cookie(world: World, principal: str) -> str:
-    """The principal's session cookie, signed as the app signs it (logout bumps the version)."""
-    user = world.users[principal]
-    data = {"uid": user.id if user else None, "csrf": world.csrf[principal],
-            "sv": user.session_version if user else 0}
-    return _serializer().dumps(data)
-
-
-@pytest.fixture
-def world(db: Session) -> World:
-    """A rater with an assignment and a judgment; another rater; an admin; two tokens."""
-    users = {"rater": make_user(db), "other_rater": make_user(db),
-             "admin": make_user(db, role="admin"), "anonymous": None,
-             "read_token": None, "write_token": None}
-    campaign = make_campaign(db, overlap=2)
-    judged, _open = make_comparisons(db, campaign, count=2)
-    judgment = make_judgment(db, judged, users["rater"])
-    assignment = next_assignment(db, rater=users["rater"])
-    skipped = next_assignment(db, rater=users["other_rater"])
-    assert assignment is not None and skipped is not None
-    skip_assignment(db, rater=users["other_rater"], assignment_id=skipped.id, reason="other")
-    csrf = {name: secrets.token_urlsafe(16) for name in users}
-    tokens = {"read_token": make_token(db, scope="read")[1],
-              "write_token": make_token(db, scope="write")[1]}
-    ids = {"campaigns": campaign.id, "prompts": judged.prompt_id, "comparisons": judged.id,
-           "judgments": judgment.id, "responses": judged.items[0].response_id,
-           "rounds": queue_round(db, campaign_id=campaign.id).id, "skips": skipped.id}
-    # Admin actions get targets of their own: deactivating or revoking a principal mid-matrix
-    # would turn that principal's later answers into logins.
-    params: dict[str, int | str] = {
-        "campaign_id": campaign.id, "judgment_id": judgment.id, "assignment_id": assignment.id,
-        "user_id": make_user(db).id, "token_id": make_token(db)[0].id, "comparison_id": judged.id,
-        "response_id": judged.items[0].response_id, "token": "an-unknown-link-token",
-        "round_id": ids["rounds"],
-        "schedule_id": create_schedule(db, campaign_id=campaign.id, every_n_judgments=50).id,
-    }
-    return World(params, ids, users, csrf, tokens, assignment.id)
-
-
-def fill(path: str, world: World, *, value: int | None = None) -> str:
-    """`path` with its parameters filled from the world (or all set to `value`)."""
-    parts = path.split("/")
-    for i, part in enumerate(parts):
-        if part.startswith("{"):
-            name = part.strip("{}")
-            if value is not None:
-                parts[i] = str(value)
-            elif name == "item_id":
-                parts[i] = str(world.ids.get(parts[i - 1], MAX_ID))  # model versions: none: 404
-            else:
-                assert name in world.params, f"add {name!r} to the world's params for {path}"
-                parts[i] = str(world.params[name])
-    return "/".join(parts)
-
-
-def body_for(endpoint: Endpoint, world: World, principal: str) -> dict[str, Any]:
-    """The form (with the principal's CSRF token) or the JSON body a POST sends."""
-    if endpoint.path.startswith("/api/"):
-        if endpoint.path.endswith("/rounds"):
-            return {"json": {"campaign_id": world.ids["campaigns"], "method": "rloo"}}
-        return {"json": {"records": [{"prompt": "p?", "responses": [{"text": "a"}, {"text": "b"}]}]}}
-    form = {"csrf_token": world.csrf[principal], "assignment_id": str(world.assignment_id),
-            "skip_reason": "other", "idempotency_key": secrets.token_urlsafe(18), "scale": "0",
-            "email": "nobody@example.org", "password": "wrong password!"}
-    return {"data": form}
-
-
-def call(client: TestClient, endpoint: Endpoint, world: World, principal: str,
-         path: str | None = None) -> Any:
-    """One request as `principal`: its cookie, its token, and a body for a POST."""
-    client.cookies.clear()
-    client.cookies.set(COOKIE, cookie(world, principal))
-    headers = {"Accept": "text/html"} if not endpoint.path.startswith("/api/") else {}
-    if principal in world.tokens:
-        headers["Authorization"] = f"Bearer {world.tokens[principal]}"
-    url = path or fill(endpoint.path, world)
-    if endpoint.path == "/static":
-        url = "/static/css/app.css"
-    body = body_for(endpoint, world, principal) if endpoint.method == "POST" else {}
-    return client.request(endpoint.method, url, headers=headers, follow_redirects=False, **body)
 
 
 def outcome(response: Any) -> str | int:

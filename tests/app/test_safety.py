@@ -16,9 +16,8 @@ from app.models import AuditEvent, Comparison
 from app.schemas.export import ExportQuery
 from app.services.export import export_bytes
 from app.services.safety import flagged_responses, pending_count, review_response
-from tests.app.test_admin_pages import _post
-from tests.app.test_auth import HTML, login
 from tests.factories import make_campaign, make_comparisons, make_judgment, make_raters, make_user
+from tests.web import HTML, admin_post, login
 from trainer.data import records_to_comparisons
 from trainer.schema import PairwiseRecord, RankingRecord
 
@@ -96,8 +95,8 @@ def test_the_review_page_lists_flags_and_records_the_verdict(client: TestClient,
     login(client, lead.email)
     page = client.get("/admin/safety", headers=HTML).text
     assert "doubles the dose" in page and "ignores red flags" in page and f"Response {bad}" in page
-    missing = _post(client, f"/admin/safety/{bad}", {"verdict": "confirmed", "note": ""})
+    missing = admin_post(client, f"/admin/safety/{bad}", {"verdict": "confirmed", "note": ""})
     assert missing.status_code == 422 and 'id="note-error"' in missing.text
-    done = _post(client, f"/admin/safety/{bad}", {"verdict": "confirmed", "note": "dose is 10x"})
+    done = admin_post(client, f"/admin/safety/{bad}", {"verdict": "confirmed", "note": "dose is 10x"})
     assert done.status_code == 303
     assert "dose is 10x" in client.get("/admin/safety?status=confirmed", headers=HTML).text

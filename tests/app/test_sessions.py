@@ -9,9 +9,9 @@ from starlette.requests import Request
 
 from app.services.users import end_sessions, set_active, set_password
 from app.web.auth import COOKIE, current_user
-from tests.app.test_auth import HTML, csrf_of, login
-from tests.app.test_cli import run
 from tests.factories import make_user
+from tests.support import run
+from tests.web import HTML, csrf_of, login
 
 
 def _logged_in(client: TestClient, db: Session):

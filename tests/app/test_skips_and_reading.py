@@ -16,9 +16,8 @@ from app.schemas.export import ExportQuery
 from app.services.assignment import next_assignment, skip_assignment
 from app.services.export import export_bytes
 from app.services.skips import undo_skip
-from tests.app.test_api import _auth
-from tests.app.test_rate import HTML, HX, _rater, add_comparison, form_of
-from tests.factories import make_campaign, make_comparisons, make_token, make_user
+from tests.factories import add_comparison, make_campaign, make_comparisons, make_token, make_user
+from tests.web import HTML, HX, bearer, form_of, rater_logged_in
 from trainer.data import parse_record
 from trainer.schema import RankingRecord, SkipRecord
 
@@ -56,7 +55,7 @@ def test_undo_is_refused_after_the_lease_or_once_others_took_the_place(db: Sessi
 def test_history_lists_skips_with_their_note_and_an_undo_button(client: TestClient, db: Session) -> None:
     campaign = make_campaign(db)
     add_comparison(db, campaign, ["a", "b"], prompt="derm question")
-    _rater(client, db)
+    rater_logged_in(client, db)
     fields = form_of(client.get("/rate", headers=HTML).text)
     missing = client.post("/rate/skip", headers=HX, data={**fields, "skip_reason": ""})
     assert missing.status_code == 422 and "Choose a reason for skipping" in missing.text
@@ -77,7 +76,7 @@ def test_read_state_is_stored_in_display_order_and_optional(client: TestClient, 
     campaign = make_campaign(db)
     add_comparison(db, campaign, ["a", "b", "c"], prompt="first")
     add_comparison(db, campaign, ["d", "e", "f"], prompt="second")
-    _rater(client, db)
+    rater_logged_in(client, db)
     fields = form_of(client.get("/rate", headers=HTML).text)
     ranks = {"rank-0": "1", "rank-1": "2", "rank-2": "3"}
     read = {"read-0": "1", "read-1": "0", "read-2": "1"}
@@ -99,11 +98,11 @@ def test_api_and_ranking_export_expose_skips_and_read_state(client: TestClient, 
     db.add(judgment)
     db.flush()
     _, token = make_token(db)
-    skips = client.get("/api/v1/skips", headers=_auth(token)).json()["items"]
+    skips = client.get("/api/v1/skips", headers=bearer(token)).json()["items"]
     assert [(s["id"], s["reason"], s["reason_label"], s["note"], s["rater"]) for s in skips] == [
         (assignment.id, "unclear", "Prompt unclear or incomplete", "no weight given", rater.pseudonym)]
-    assert client.get(f"/api/v1/skips/{claimed.id}", headers=_auth(token)).status_code == 404
-    assert client.get(f"/api/v1/judgments/{judgment.id}", headers=_auth(token)).json()["read_to_end"] == [True, False]
+    assert client.get(f"/api/v1/skips/{claimed.id}", headers=bearer(token)).status_code == 404
+    assert client.get(f"/api/v1/judgments/{judgment.id}", headers=bearer(token)).json()["read_to_end"] == [True, False]
     query = ExportQuery(shape="ranking", include_skips=True)
     lines = [json.loads(line) for line in b"".join(export_bytes(db, query=query)).splitlines()]
     ranking, skip = (parse_record(lines[0]), SkipRecord.model_validate(lines[1]))

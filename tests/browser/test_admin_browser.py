@@ -17,16 +17,15 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.models import Judgment, SafetyReview, utcnow
-from tests.app.test_external_imports import FG
-from tests.browser.test_rate_browser import DESKTOP, TABLET
-from tests.factories import PASSWORD, make_judgment, make_raters, make_user
+from tests.browser.support import DESKTOP, TABLET
+from tests.factories import FG, PASSWORD, make_judgment, make_raters, make_user
 
 pytestmark = pytest.mark.browser
 SAFE = "Call emergency services now; chew 300 mg aspirin unless allergic, and do not drive."
 UNSAFE = "Take 300 mg ibuprofen and drive yourself to the nearest hospital."
 
 
-def _login(page, server: str, email: str, password: str = PASSWORD) -> None:
+def log_in(page, server: str, email: str, password: str = PASSWORD) -> None:
     page.goto(server + "/login")
     page.fill("#email", email)
     page.fill("#password", password)
@@ -76,7 +75,7 @@ def test_admin_runs_a_campaign_from_the_browser(browser, live_server: str, commi
     with Session(committed_engine) as session, session.begin():
         admin_email = make_user(session, role="admin").email
     page = browser.new_page(viewport=DESKTOP)
-    _login(page, live_server, admin_email)
+    log_in(page, live_server, admin_email)
     page.wait_for_url("**/admin")
     page.screenshot(path=str(shots / "admin-console.png"))
 
@@ -128,7 +127,7 @@ def test_admin_runs_a_campaign_from_the_browser(browser, live_server: str, commi
     rater.fill("#confirm", "a strong password")
     rater.click("button[type=submit]")
     rater.wait_for_selector("text=Password set")
-    _login(rater, live_server, "dr.new@example.org", "a strong password")
+    log_in(rater, live_server, "dr.new@example.org", "a strong password")
     rater.wait_for_url("**/rate")
     texts = [t.strip() for t in rater.locator(".response .body.md").all_inner_texts()]
     unsafe_letter = "AB"[texts.index(UNSAFE)]
@@ -168,7 +167,7 @@ def test_admin_runs_a_campaign_from_the_browser(browser, live_server: str, commi
     page.screenshot(path=str(shots / "admin-audit.png"))
 
     tablet = browser.new_page(viewport=TABLET)
-    _login(tablet, live_server, admin_email)
+    log_in(tablet, live_server, admin_email)
     tablet.goto(live_server + "/admin/raters")
     assert tablet.evaluate("document.documentElement.scrollWidth") <= TABLET["width"]
     tablet.screenshot(path=str(shots / "admin-raters-tablet.png"))

@@ -5,28 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.models import Judgment
-from tests.app.test_rate import add_comparison
-from tests.factories import PASSWORD, make_campaign
+from tests.browser.support import (
+    CHEST,
+    DESKTOP,
+    DIABETES,
+    FOUR_WAY,
+    TABLET,
+    TWO_WAY,
+    campaign_with,
+    log_in,
+)
 
 pytestmark = pytest.mark.browser
-DESKTOP = {"width": 1366, "height": 768}  # a common laptop screen
-TABLET = {"width": 768, "height": 1024}
-TWO_WAY = [
-    "**Call emergency services now.** Chest pain with sweating at 54 may be a heart attack: "
-    "chew 300 mg aspirin unless allergic, and do not drive yourself.",
-    "**Call emergency services now.** Chest pain with sweating at 54 may be a heart attack: "
-    "take 300 mg ibuprofen, and drive to the nearest hospital.",
-]
-FOUR_WAY = [
-    "Start with lifestyle changes: diet, exercise and weight loss, then recheck in 3 months.",
-    "Begin metformin 500 mg once daily with food, titrating up as tolerated.",
-    "Insulin is the first-line treatment for all newly diagnosed type 2 diabetes.",
-    "Order an HbA1c to confirm, then discuss metformin and lifestyle changes together.",
-]
 XSS = [
     '<img src=x onerror="window.__xss = 1"> and <script>window.__xss = 2</script>',
     "[details](javascript:window.__xss=3) <svg onload=\"window.__xss=4\"></svg>"
@@ -39,26 +33,7 @@ def _judgments(engine: Engine) -> list[Judgment]:
         return list(session.scalars(select(Judgment).order_by(Judgment.id)))
 
 
-CHEST = "I'm 54 and have had crushing chest pain and sweating for 20 minutes. What should I do?"
 RASH = "My 4-year-old has a dry itchy rash in the elbow creases. What should we use?"
-DIABETES = "Newly diagnosed type 2 diabetes, HbA1c 7.4 %, BMI 31, eGFR 85. What do you recommend first?"
-
-
-def _campaign_with(engine: Engine, *comparisons: tuple[str, list[str]]) -> None:
-    with Session(engine) as session, session.begin():
-        campaign = make_campaign(session, overlap=1, guidelines_md="**Safety first.**")
-        for prompt, texts in comparisons:
-            add_comparison(session, campaign, texts, prompt=prompt)
-
-
-def _login(page, server: str, email: str, shots: Path | None = None) -> None:
-    page.goto(server + "/login")
-    if shots is not None:
-        page.screenshot(path=str(shots / "login.png"))
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/rate")
 
 
 def _order(page) -> list[str]:
@@ -116,9 +91,9 @@ def _four_way(page, shots: Path) -> list[int]:
 
 def test_keyboard_ranking_flags_and_history(browser, live_server: str, committed_engine: Engine,
                                             rater_email: str, shots: Path) -> None:
-    _campaign_with(committed_engine, (CHEST, TWO_WAY), (DIABETES, FOUR_WAY), (RASH, ["Emollients.", "Steroid cream."]))
+    campaign_with(committed_engine, (CHEST, TWO_WAY), (DIABETES, FOUR_WAY), (RASH, ["Emollients.", "Steroid cream."]))
     page = browser.new_page(viewport=DESKTOP)
-    _login(page, live_server, rater_email, shots)
+    log_in(page, live_server, rater_email, shots)
     # htmx puts a swapped element's classes back when it settles, 20 ms after the swap; stretch
     # that to 0.5 s so the first key on the 4-way below surely lands before it, as a fast rater's
     # might, and the rest after it.
@@ -148,9 +123,9 @@ def test_keyboard_ranking_flags_and_history(browser, live_server: str, committed
 
 def test_a_double_click_records_one_judgment(browser, live_server: str, committed_engine: Engine,
                                              rater_email: str) -> None:
-    _campaign_with(committed_engine, (CHEST, ["first", "second"]))
+    campaign_with(committed_engine, (CHEST, ["first", "second"]))
     page = browser.new_page(viewport=DESKTOP)
-    _login(page, live_server, rater_email)
+    log_in(page, live_server, rater_email)
     page.locator(".scale .point").nth(3).click()  # tie
     page.locator("#submit").dblclick()
     page.wait_for_selector("text=Nothing left to rate")
@@ -161,11 +136,11 @@ def test_a_double_click_records_one_judgment(browser, live_server: str, committe
 def test_a_script_in_a_response_never_runs(browser, live_server: str, committed_engine: Engine,
                                            rater_email: str) -> None:
     # Near-identical, so that the word-diff view is offered too and its escaping is exercised.
-    _campaign_with(committed_engine, (CHEST, ["".join(XSS), "".join(XSS) + " Otherwise the same."]))
+    campaign_with(committed_engine, (CHEST, ["".join(XSS), "".join(XSS) + " Otherwise the same."]))
     page = browser.new_page(viewport=DESKTOP)
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    _login(page, live_server, rater_email)
+    log_in(page, live_server, rater_email)
     shown = page.locator(".responses").inner_text()
     assert "onerror" in shown and "<script>" in shown  # shown as text, in either order
     page.keyboard.press("d")  # the word-diff view escapes too
@@ -179,9 +154,9 @@ def test_a_script_in_a_response_never_runs(browser, live_server: str, committed_
 @pytest.mark.parametrize(("viewport", "side_by_side"), [(DESKTOP, True), (TABLET, False)])
 def test_the_page_works_at_desktop_and_tablet_sizes(browser, live_server: str, committed_engine: Engine,
                                                     rater_email: str, viewport, side_by_side, shots: Path) -> None:
-    _campaign_with(committed_engine, (CHEST, [TWO_WAY[0] * 12, TWO_WAY[1]]))  # one is long
+    campaign_with(committed_engine, (CHEST, [TWO_WAY[0] * 12, TWO_WAY[1]]))  # one is long
     page = browser.new_page(viewport=viewport)
-    _login(page, live_server, rater_email)
+    log_in(page, live_server, rater_email)
     a, b = page.locator("#response-A").bounding_box(), page.locator("#response-B").bounding_box()
     assert (abs(a["y"] - b["y"]) < 2) is side_by_side
     assert a["x"] + a["width"] <= viewport["width"] and b["x"] + b["width"] <= viewport["width"]
@@ -199,8 +174,3 @@ def test_the_page_works_at_desktop_and_tablet_sizes(browser, live_server: str, c
     [judgment] = _judgments(committed_engine)
     assert judgment.ranks == [1, 0] and judgment.read_to_end is not None
     assert False in judgment.read_to_end
-
-
-def test_no_judgments_left_behind(committed_engine: Engine) -> None:
-    with Session(committed_engine) as session:
-        assert session.scalar(select(func.count(Judgment.id))) == 0

@@ -10,14 +10,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.models import Assignment, Judgment
-from tests.browser.test_rate_browser import (
-    CHEST,
-    DIABETES,
-    FOUR_WAY,
-    TWO_WAY,
-    _campaign_with,
-    _login,
-)
+from tests.browser.support import CHEST, DIABETES, FOUR_WAY, TWO_WAY, campaign_with, log_in
 
 pytestmark = pytest.mark.browser
 LAPTOP = {"width": 1366, "height": 768}
@@ -76,9 +69,9 @@ def _letter_of(page, text: str) -> str:
 @pytest.mark.parametrize("texts", [TWO_WAY, [LONG, *FOUR_WAY[1:]]], ids=["2-way", "4-way"])
 def test_every_decision_control_is_on_screen_without_scrolling(
         browser, live_server: str, committed_engine: Engine, rater_email: str, viewport, texts) -> None:
-    _campaign_with(committed_engine, (DIABETES, [t * 3 for t in texts]))  # long enough to scroll
+    campaign_with(committed_engine, (DIABETES, [t * 3 for t in texts]))  # long enough to scroll
     page = browser.new_page(viewport=viewport)
-    _login(page, live_server, rater_email)
+    log_in(page, live_server, rater_email)
     controls = [".scale .point"] if len(texts) == 2 else [".rank label span"]
     controls += ["#rationale", "#not-rankable", "#skip-menu summary", "#submit"]
     for selector in controls:
@@ -90,9 +83,9 @@ def test_every_decision_control_is_on_screen_without_scrolling(
 @SIZES
 def test_no_bar_ever_covers_a_card_or_its_flag_row(
         browser, live_server: str, committed_engine: Engine, rater_email: str, viewport) -> None:
-    _campaign_with(committed_engine, (ANTICOAG, [LONG, *FOUR_WAY[1:]]))
+    campaign_with(committed_engine, (ANTICOAG, [LONG, *FOUR_WAY[1:]]))
     page = browser.new_page(viewport=viewport)
-    _login(page, live_server, rater_email)
+    log_in(page, live_server, rater_email)
     covered = []
     for flags in page.locator(".response .flags").all():
         # Scrolled just far enough to show it at the bottom edge: where a bar at the bottom would be.
@@ -117,9 +110,9 @@ def test_no_bar_ever_covers_a_card_or_its_flag_row(
 @SIZES
 def test_a_long_answer_is_read_to_its_end_and_the_judgment_records_it(
         browser, live_server: str, committed_engine: Engine, rater_email: str, viewport) -> None:
-    _campaign_with(committed_engine, (ANTICOAG, [LONG, *FOUR_WAY[1:]]), (ANTICOAG + " ", [LONG, *FOUR_WAY[1:]]))
+    campaign_with(committed_engine, (ANTICOAG, [LONG, *FOUR_WAY[1:]]), (ANTICOAG + " ", [LONG, *FOUR_WAY[1:]]))
     page = browser.new_page(viewport=viewport)
-    _login(page, live_server, rater_email)
+    log_in(page, live_server, rater_email)
     for attempt in ("submit unread", "read first"):
         long = _letter_of(page, SAFETY_END)
         end = page.locator(".response .body.md strong", has_text=SAFETY_END)
@@ -159,10 +152,10 @@ def test_a_long_answer_is_read_to_its_end_and_the_judgment_records_it(
 @SIZES
 def test_a_skip_needs_a_reason_then_history_lists_it_with_its_note_and_undoes_it(
         browser, live_server: str, committed_engine: Engine, rater_email: str, viewport) -> None:
-    _campaign_with(committed_engine, (CHEST, TWO_WAY), (DIABETES, FOUR_WAY))
+    campaign_with(committed_engine, (CHEST, TWO_WAY), (DIABETES, FOUR_WAY))
     context = browser.new_context(viewport=viewport, timezone_id="Asia/Tokyo")
     page = context.new_page()
-    _login(page, live_server, rater_email)
+    log_in(page, live_server, rater_email)
     first_prompt = CHEST if page.get_by_text(CHEST).count() else DIABETES
     page.keyboard.press("s")
     assert page.locator("#skip-menu").get_attribute("open") is not None
@@ -197,9 +190,9 @@ def test_a_skip_needs_a_reason_then_history_lists_it_with_its_note_and_undoes_it
 @SIZES
 def test_unsafe_without_a_rationale_moves_focus_to_the_rationale(
         browser, live_server: str, committed_engine: Engine, rater_email: str, viewport) -> None:
-    _campaign_with(committed_engine, (CHEST, TWO_WAY))
+    campaign_with(committed_engine, (CHEST, TWO_WAY))
     page = browser.new_page(viewport=viewport)
-    _login(page, live_server, rater_email)
+    log_in(page, live_server, rater_email)
     page.keyboard.press("2")
     page.keyboard.press("u")  # flag shortcut: unsafe, then which response
     page.wait_for_selector("#keyhint >> text=which response")

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Comparison, Judgment
 from tests.factories import PASSWORD, make_campaign, make_comparisons, make_raters
-from tests.faults.conftest import Cluster, Server
+from tests.faults.cluster import Cluster, Server
 
 pytestmark = pytest.mark.fault
 RATERS = 6

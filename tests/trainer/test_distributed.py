@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.trainer.test_reward import marker_rankings
+from tests.factories import marker_rankings
 from trainer.data import write_records
 
 REPO = Path(__file__).resolve().parents[2]

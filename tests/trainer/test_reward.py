@@ -11,39 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.factories import FILLER, marker_rankings
 from trainer import reward
 from trainer.config import RewardConfig
 from trainer.data import data_hash, read_records, write_records
 from trainer.schema import PairwiseRecord, RankingRecord
 from trainer.scoring import sequence_rewards
-
-MARKERS = ["excellent", "good", "poor", "awful"]  # best to worst
-FILLER = ["the", "patient", "should", "take", "water", "rest", "today", "doctor", "said", "then"]
-
-
-def marker_rankings(n: int, seed: int, *, start: int = 0) -> list[RankingRecord]:
-    """4-way rankings whose order is set by one marker word hidden in filler text."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(start, start + n):
-        order = rng.sample(range(4), 4)
-        texts = [
-            " ".join(
-                rng.choices(FILLER, k=3) + [MARKERS[m]] + rng.choices(FILLER, k=rng.randint(1, 6))
-            )
-            for m in order
-        ]
-        flags = [["unsafe"] if m == 3 else [] for m in order]
-        out.append(
-            RankingRecord(
-                comparison_id=i,
-                prompt=f"case {i}: how is the plan? ",
-                ranks=order,
-                responses=[{"text": t, "flags": f} for t, f in zip(texts, flags, strict=True)],
-                is_gold=i % 5 == 0,
-            )  # fmt: skip
-        )
-    return out
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -236,6 +209,13 @@ def test_cli_trains_saves_a_loadable_model_and_reward_eval_prints_json(
     meta = json.loads((out / reward.META_FILE).read_text())
     assert meta["train_data_sha256"] == data_hash(read_records(data))
     assert meta["config"]["margin"] is True and meta["config"]["grad_accum"] == 2
+    saved = reward.saved_reward_config(out)
+    assert (saved.max_length, saved.append_eos, saved.ties) == (24, True, "equal")
+    # One row per optimizer step in metrics.jsonl, as the policy trainers write it.
+    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(steps) == metrics["optimizer_steps"] > 1
+    assert [row["step"] for row in steps] == list(range(1, len(steps) + 1))
+    assert all(row["epoch"] == 1 and row["loss"] > 0 and row["lr"] >= 0 for row in steps)
     assert (out / "model.safetensors").exists()
 
     loaded = AutoModelForSequenceClassification.from_pretrained(out)

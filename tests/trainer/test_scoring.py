@@ -93,7 +93,7 @@ def test_training_in_chunks_ends_with_the_model_one_padded_forward_gives(
 ) -> None:
     from safetensors.torch import load_file
 
-    from tests.trainer.test_reward import marker_rankings
+    from tests.factories import marker_rankings
     from trainer.config import RewardConfig
     from trainer.reward import train_reward_model
 

@@ -1,17 +1,12 @@
-"""The worker's fixtures: tiny locally built models (as the trainer's tests build them), a worker process."""
+"""The worker's fixtures: a worker process's environment (tiny models from tests/conftest.py)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.trainer.conftest import minilm_tokenizer_dir, tiny_bert_dir, tiny_policy_dir
-
-__all__ = ["minilm_tokenizer_dir", "tiny_bert_dir", "tiny_policy_dir"]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -33,15 +28,6 @@ def worker_env(pg_url: str, tmp_path: Path, tiny_policy_dir: Path, tiny_bert_dir
         "MKL_NUM_THREADS": "1",
         "TOKENIZERS_PARALLELISM": "false",
     }
-
-
-def start_worker(env: dict[str, str], log: Path, *, until_idle: bool = True, name: str = "w") -> subprocess.Popen[bytes]:
-    """`prefloop worker` as its own process, its output in `log`."""
-    args = [sys.executable, "-c", "from app.cli import main; main()", "worker", "--worker-id", name]
-    if until_idle:
-        args.append("--until-idle")
-    with log.open("ab") as out:
-        return subprocess.Popen(args, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
 
 
 @pytest.fixture(autouse=True)

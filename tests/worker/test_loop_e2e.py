@@ -19,32 +19,21 @@ from app.models import (
     RoundStep,
     TrainingRound,
 )
-from app.services.imports import import_records
 from app.services.schedules import create_schedule
-from tests.app.test_auth import HTML, csrf_of, login
-from tests.app.test_rate import form_of
-from tests.factories import make_campaign, make_raters, make_user
-from tests.worker.conftest import start_worker
-from trainer.schema import ImportRecord, ImportResponse
+from tests.factories import (
+    BAD,
+    CONFIG,
+    GOOD,
+    PROMPTS,
+    make_campaign,
+    make_raters,
+    make_user,
+    seed_comparisons,
+)
+from tests.support import start_worker
+from tests.web import HTML, csrf_of, form_of, login
 
 HX = {"HX-Request": "true"}
-PROMPTS = 12
-# Small and fast: tiny models, few steps, short responses; the reward model must still learn.
-CONFIG = {"reward_epochs": 8, "reward_lr": 1e-3, "reward_batch_size": 4, "policy_steps": 2,
-          "prompts_per_step": 2, "rollouts_per_prompt": 2, "max_new_tokens": 12,
-          "generate_prompts": 4, "eval_fraction": 0.25}
-GOOD, BAD = "doctor", "poison"  # the same length: length alone cannot tell them apart
-
-
-def seed_comparisons(session: Session, campaign) -> None:
-    """Pairs that differ in one word of the same length: raters prefer the one with GOOD."""
-    records = [
-        ImportRecord(external_id=f"q{n}", prompt=f"patient question {n} about the pain",
-                     responses=[ImportResponse(text=f"call the {GOOD} today about the pain {n}", model_version="seed-a"),
-                                ImportResponse(text=f"call the {BAD} today about the pain {n}", model_version="seed-b")])
-        for n in range(PROMPTS)
-    ]
-    import_records(session, campaign=campaign, records=records, seed=1)
 
 
 def _prefer(html: str) -> str:

@@ -16,9 +16,8 @@ from app.db import get_sessionmaker
 from app.models import Comparison, ModelVersion, RoundStep, TrainingRound, utcnow
 from app.services.rounds import queue_round
 from app.worker.loop import work_once
-from tests.factories import make_campaign, make_judgment, make_raters
-from tests.worker.conftest import start_worker
-from tests.worker.test_loop_e2e import CONFIG, seed_comparisons
+from tests.factories import CONFIG, make_campaign, make_judgment, make_raters, seed_comparisons
+from tests.support import start_worker
 
 
 def _judged_campaign(session: Session) -> int:

@@ -12,7 +12,6 @@ from app.db import SessionDep
 from app.errors import NotFound
 from app.models import Campaign, Comparison, Judgment, Prompt
 from app.schemas.common import MAX_ID
-from app.services.export_rows import live_only
 from app.services.quality import MIN_KAPPA_OVERLAP, fresh_quality, rater_names
 from app.services.safety import reviews_of
 from app.web.admin.common import show
@@ -52,7 +51,7 @@ def comparison(
         raise NotFound("no such comparison")
     prompt = session.get_one(Prompt, c.prompt_id)
     judgments = list(session.scalars(
-        select(Judgment).where(Judgment.comparison_id == c.id, live_only()).order_by(Judgment.id)))  # fmt: skip
+        select(Judgment).where(Judgment.comparison_id == c.id, Judgment.is_live()).order_by(Judgment.id)))  # fmt: skip
     responses = [item.response for item in c.items]
     rows = []
     for j in judgments:

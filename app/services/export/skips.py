@@ -9,13 +9,14 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from app.models import Assignment, Campaign, Comparison, Prompt, User
+from app.models.rating import AssignmentState
 from app.schemas.export import ExportQuery
-from app.services.export_rows import scope_filters
+from app.services.export.source import scope_filters
 from trainer.schema import SCHEMA_VERSION
 
 
 def _filters(query: ExportQuery) -> list[Any]:
-    return [Assignment.state == "skipped", *scope_filters(query, created=Assignment.completed_at)]
+    return [Assignment.state == AssignmentState.SKIPPED, *scope_filters(query, created=Assignment.completed_at)]
 
 
 def skip_rows(session: Session, *, query: ExportQuery) -> Iterator[dict[str, Any]]:

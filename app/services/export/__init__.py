@@ -1,4 +1,12 @@
-"""Export preference data (pairwise, ranking, aggregated) as streamed JSONL or Parquet bytes."""
+"""Export preference data (pairwise, ranking, aggregated) as streamed JSONL or Parquet bytes.
+
+The pipeline, one module a stage, in the order the data flows:
+  source   judgment rows (and their texts) streamed from the database in batches
+  skips    the comparisons raters gave back, for the ranking shape
+  shapes   rows as plain dicts in the fields of trainer.schema's records, one function per shape
+  writers  dicts to JSON lines or Parquet, chunk by chunk
+This module joins them: check the query's references, then stream.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +21,11 @@ from sqlalchemy.orm import Session
 from app.errors import NotFound
 from app.models import Campaign, TrainingRound
 from app.schemas.export import ExportQuery
-from app.services.export_formats import SCHEMAS, jsonl_chunks, parquet_chunks
-from app.services.export_records import records
-from app.services.export_rows import BATCH_ROWS, stream_judgments
-from app.services.export_skips import skip_rows
+from app.services.campaigns import get_campaign
+from app.services.export.shapes import records
+from app.services.export.skips import skip_rows
+from app.services.export.source import BATCH_ROWS, stream_judgments
+from app.services.export.writers import SCHEMAS, jsonl_chunks, parquet_chunks
 
 MEDIA_TYPES = {"jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
 
@@ -32,8 +41,8 @@ class Export:
 
 def _check_references(session: Session, query: ExportQuery) -> None:
     # An unknown campaign or round is a typo to report, not an empty file to hand back.
-    if query.campaign_id is not None and session.get(Campaign, query.campaign_id) is None:
-        raise NotFound(f"no campaign with id {query.campaign_id}", field="campaign_id")
+    if query.campaign_id is not None:
+        get_campaign(session, campaign_id=query.campaign_id)
     if query.round_id is not None and session.get(TrainingRound, query.round_id) is None:
         raise NotFound(f"no training round with id {query.round_id}", field="round_id")
 

@@ -22,11 +22,10 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
-    exists,
     null,
     select,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from app.errors import Conflict
 from app.models import (
@@ -76,12 +75,6 @@ class JudgmentRow:
         return dict(zip(self.shown_order, self.ranks, strict=True))
 
 
-def live_only() -> Any:
-    """The live judgments: those no correction supersedes."""
-    later = aliased(Judgment)
-    return ~exists().where(later.supersedes_id == Judgment.id)
-
-
 def scope_filters(query: ExportQuery, *, created: Any) -> list[Any]:
     """WHERE clauses for the filters judgments and skips share (campaign, round, gold, rater,
     dates); `created` is the row's own timestamp column."""
@@ -105,7 +98,7 @@ def judgment_filters(query: ExportQuery) -> list[Any]:
     """WHERE clauses for the export's filters."""
     clauses = scope_filters(query, created=Judgment.created_at)
     if not query.include_superseded:
-        clauses.append(live_only())
+        clauses.append(Judgment.is_live())
     if query.max_judgment_id is not None:
         clauses.append(Judgment.id <= query.max_judgment_id)
     return clauses

@@ -1,7 +1,8 @@
 """Export rows as plain dicts in the fields of trainer.schema's records, one function per shape.
 
 Dicts rather than the Pydantic records because building a model per pair costs several times
-the whole database read; tests validate every shape against trainer.schema so the two agree.
+the whole database read; tests check every shape against trainer.schema (its fields, in
+`written_fields` order, and a model validation of each row) so the two agree.
 """
 
 from __future__ import annotations
@@ -11,14 +12,32 @@ from typing import Any
 
 from app.schemas.export import ExportQuery
 from app.services.agreement import bradley_terry, consensus_ranks, mean_pairwise_agreement
-from app.services.export_rows import JudgmentRow
-from trainer.schema import SCHEMA_VERSION, PairExpansion, TieHandling, implied_pairs
+from app.services.export.source import JudgmentRow
+from trainer.schema import (
+    SCHEMA_VERSION,
+    PairExpansion,
+    TieHandling,
+    implied_pairs,
+    pair_margin,
+)
 
 Row = dict[str, Any]
 
 
 def _flags(flags: dict[str, list[str]], response_id: int) -> list[str]:
     return list(flags.get(str(response_id), ())) if flags else []
+
+
+def _who_and_where(row: JudgmentRow) -> Row:
+    """The fields every per-judgment record carries about its rater and its comparison's place."""
+    return {
+        "rater": row.rater,
+        "campaign": row.campaign,
+        "round": row.round,
+        "is_gold": row.is_gold,
+        "weight": 1.0,
+        "late": row.late,
+    }
 
 
 def pairwise_rows(
@@ -34,10 +53,9 @@ def pairwise_rows(
         ranks = row.ranks
         if row.not_rankable or ranks is None:
             continue
+        judged = _who_and_where(row)  # once per judgment, shared by its pairs
         for better, worse, tie in implied_pairs(ranks, ties=ties, expansion=expansion):
-            # The strength is the rater's margin of the best over the next: the top pair only.
-            top = ranks[better] == 0 and ranks[worse] == 1
-            margin = float(row.strength) if (row.strength is not None and top) else 0.0
+            margin = float(pair_margin(ranks, row.strength, better, worse))
             prompt: Any = row.prompt
             chosen: Any = row.texts[better]
             rejected: Any = row.texts[worse]
@@ -54,12 +72,7 @@ def pairwise_rows(
                 "tie": tie,
                 "comparison_id": row.comparison_id,
                 "judgment_id": row.id,
-                "rater": row.rater,
-                "campaign": row.campaign,
-                "round": row.round,
-                "is_gold": row.is_gold,
-                "weight": 1.0,
-                "late": row.late,
+                **judged,
                 "chosen_flags": _flags(row.flags, row.shown_order[better]),
                 "rejected_flags": _flags(row.flags, row.shown_order[worse]),
                 "chosen_confirmed_unsafe": row.shown_order[better] in row.confirmed,
@@ -97,12 +110,7 @@ def ranking_row(row: JudgmentRow) -> Row:
         "ranks": list(row.ranks or []),
         "strength": row.strength,
         "not_rankable": row.not_rankable,
-        "rater": row.rater,
-        "campaign": row.campaign,
-        "round": row.round,
-        "is_gold": row.is_gold,
-        "weight": 1.0,
-        "late": row.late,
+        **_who_and_where(row),
         "created_at": row.created_at,
     }
 
