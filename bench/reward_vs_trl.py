@@ -25,6 +25,7 @@ here is a test.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -94,6 +95,10 @@ def worker(args: argparse.Namespace) -> dict:
         res |= {"accuracy": m["eval_accuracy"], "loss": m["eval_loss"], "pairs": m["train_pairs_seen"]}
         res["sequences"], res["cpu_seconds"] = m["train_sequences_encoded"], m["train_cpu_seconds"]
         res["steps"], res["epochs"] = m["optimizer_steps"], m["epochs_run"]
+        # A whole run to a kept model also pays for the held-out passes of its early stopping
+        # (with --ours-budget same, those passes score the bench's split: no training cost).
+        res["run_seconds"] = m["train_seconds"] + default_budget * m["epoch_eval_seconds"]
+        res["run_cpu_seconds"] = m["train_cpu_seconds"] + default_budget * m["epoch_eval_cpu_seconds"]
     else:
         from accelerate.utils import set_seed
 
@@ -166,7 +171,8 @@ def train_trl(args: argparse.Namespace, model, tok, enc) -> dict:  # type: ignor
     cpu = clock.cpu_end - clock.cpu_begin
     return {
         "pairs_per_s": pairs / seconds, "seconds": seconds, "cpu_seconds": cpu, "pairs": pairs,
-        "steps": trainer.state.global_step, "epochs": args.epochs,
+        "steps": trainer.state.global_step, "epochs": args.epochs, "run_seconds": seconds,
+        "run_cpu_seconds": cpu,
     }  # fmt: skip
 
 
@@ -187,7 +193,7 @@ def run(args: argparse.Namespace, who: str, name: str, seed: int) -> subprocess.
     """Start one worker in a fresh process; `result` reads its JSON line."""
     cmd = [sys.executable, __file__, "--worker", who, "--set", name, f"--seed={seed}"]
     for k, v in vars(args).items():
-        if k in ("worker", "set", "sets", "seeds", "seed", "parallel") or v is None:
+        if k in NOT_A_SETTING or v is None:
             continue
         flag = k.replace("_", "-")
         cmd.append((f"--{flag}" if v else f"--no-{flag}") if isinstance(v, bool) else f"--{flag}={v}")
@@ -203,26 +209,68 @@ def result(proc: subprocess.Popen[str], label: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run_pair(args: argparse.Namespace, name: str, seed: int) -> tuple[dict, dict]:
+# Flags that change neither side's figures, and those that change only ours'.
+NOT_A_SETTING = ("worker", "set", "sets", "seeds", "seed", "parallel", "cache", "only")
+OURS_ONLY = ("kway_batch_size", "ours_budget", "group_by_length", "forward_cost")
+
+
+def cache_path(args: argparse.Namespace, who: str, name: str, seed: int) -> Path | None:
+    """Where --cache keeps one worker's figures: keyed by every flag that can change them."""
+    if not args.cache:
+        return None
+    skip = NOT_A_SETTING + (OURS_ONLY if who == "trl" and not args.same_order else ())
+    settings = {k: v for k, v in sorted(vars(args).items()) if k not in skip}
+    key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:12]
+    return Path(args.cache) / f"{name}-{who}-seed{seed}-{key}.json"
+
+
+def run_side(args: argparse.Namespace, who: str, name: str, seed: int) -> dict | None:
+    """One worker's figures: from --cache, or a fresh run unless --only names the other side."""
+    path = cache_path(args, who, name, seed)
+    if path is not None and path.exists():
+        return json.loads(path.read_text())
+    if args.only and args.only != who:
+        return None
+    res = result(run(args, who, name, seed), f"{who}/{name}")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(res) + "\n")
+    return res
+
+
+def run_pair(args: argparse.Namespace, name: str, seed: int) -> tuple[dict | None, dict | None]:
     """Ours and TRL on one set and seed: one after the other, or side by side (--parallel)."""
-    if args.parallel:  # each on its own core, under the same load as the other
-        ours, trl = run(args, "ours", name, seed), run(args, "trl", name, seed)
-        return result(ours, f"ours/{name}"), result(trl, f"trl/{name}")
-    ours = result(run(args, "ours", name, seed), f"ours/{name}")
-    return ours, result(run(args, "trl", name, seed), f"trl/{name}")
+    fresh = [w for w in ("ours", "trl") if (p := cache_path(args, w, name, seed)) is None or not p.exists()]
+    if args.parallel and len(fresh) == 2 and not args.only:
+        # each on its own core, under the same load as the other
+        procs = {w: run(args, w, name, seed) for w in fresh}
+        for w, proc in procs.items():
+            res = result(proc, f"{w}/{name}")
+            if (path := cache_path(args, w, name, seed)) is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(res) + "\n")
+    return run_side(args, "ours", name, seed), run_side(args, "trl", name, seed)
+
+
+def cpu_per_pair(r: dict) -> float:
+    """CPU seconds a training pair cost: comparable when the two trainers run different epochs."""
+    return r["cpu_seconds"] / r["pairs"]
 
 
 def summarise(name: str, rows: list[tuple[int, dict, dict]]) -> None:
     """Means over seeds: speed ratios, accuracies and their paired difference."""
     n = len(rows)
     speed = sum(o["pairs_per_s"] / t["pairs_per_s"] for _, o, t in rows) / n
-    cpu = sum(t["cpu_seconds"] / o["cpu_seconds"] for _, o, t in rows) / n
+    cpu = sum(cpu_per_pair(t) / cpu_per_pair(o) for _, o, t in rows) / n
+    whole = sum(t["run_seconds"] / o["run_seconds"] for _, o, t in rows) / n
+    whole_cpu = sum(t["run_cpu_seconds"] / o["run_cpu_seconds"] for _, o, t in rows) / n
     diffs = [o["accuracy"] - t["accuracy"] for _, o, t in rows]
     mean = sum(diffs) / n
     se = (sum((d - mean) ** 2 for d in diffs) / (n - 1) / n) ** 0.5 if n > 1 else float("nan")
     acc_o = sum(o["accuracy"] for _, o, _ in rows) / n
     acc_t = sum(t["accuracy"] for _, _, t in rows) / n
-    print(f"[{name}] over {n} seed(s): speed ours/trl {speed:.2f}x wall, {cpu:.2f}x CPU time;"
+    print(f"[{name}] over {n} seed(s): speed ours/trl {speed:.2f}x wall, {cpu:.2f}x CPU time a pair;"
+          f" whole training run {whole:.2f}x wall, {whole_cpu:.2f}x CPU;"
           f" held-out acc ours {acc_o:.3f}, trl {acc_t:.3f}, paired difference {mean:+.3f}"
           f" (standard error {se:.3f}); ours >= trl on {sum(d >= 0 for d in diffs)} of {n}")  # fmt: skip
 
@@ -275,6 +323,15 @@ def main() -> None:
         help="TRL takes the pairs in the order our sampler draws them (pairs: the same batches),"
         " so the two differ only in how they compute; needs --epochs 1",
     )  # fmt: skip
+    p.add_argument(
+        "--cache", default=None,
+        help="a folder for each worker's figures: a later call with the same flags reuses them, so"
+        " a long bench can be run a side and a seed at a time (see --only)",
+    )  # fmt: skip
+    p.add_argument(
+        "--only", choices=("ours", "trl"), default=None,
+        help="with --cache: train this side only (the other is read from the cache if there)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--set", default=None, help=argparse.SUPPRESS)
@@ -283,9 +340,12 @@ def main() -> None:
         p.error("--same-order needs --epochs 1 (TRL would mix the end of one epoch into the next)")
     if args.same_order and args.kway_batch_size is None and "fg" in args.sets:
         p.error("--same-order on fg needs --kway-batch-size (the batches TRL is given in order)")
+    if args.only and not args.cache:
+        p.error("--only needs --cache (where the other side's figures are read from)")
     if args.worker:
         print(json.dumps(worker(args)))
         return
+    from trainer.scoring import learned_verdict
     print(f"MiniLM-L6, epochs={args.epochs} batch={args.batch_size} (4-way, ours:"
           f" {args.kway_batch_size} comparisons) max_length={args.max_length}"
           f" lr={args.lr} threads={args.threads} parallel={args.parallel}"
@@ -299,19 +359,27 @@ def main() -> None:
             args.seed = seed
             _, held = load_split(args, name)
             ours, trl = run_pair(args, name, seed)
+            if ours is None or trl is None:
+                print(f"[{name} seed={seed}] {args.only} stored in {args.cache}", flush=True)
+                continue
             rows.append((seed, ours, trl))
             print(f"\n[{name} seed={seed}] train pairs/epoch={trl['pairs'] // args.epochs}"
                   f"  held-out: {len(held)} comparisons;"
                   f" 'longer answer wins' acc = {longer_wins(held):.3f}")  # fmt: skip
             for who, r in (("ours", ours), ("trl", trl)):
+                learned, _ = learned_verdict(r["loss"], r["accuracy"], longer_wins(held))
                 print(f"  {who:5s} pairs/s={r['pairs_per_s']:7.2f}  time={r['seconds']:6.1f}s  steps={r['steps']:5d}"
                       f"  epochs={r['epochs']}  sequences={r['sequences']:6d}"
                       f"  cpu={r['cpu_seconds']:6.1f}s  peak_rss={r['peak_rss_mb']:6.0f}MB  held-out acc={r['accuracy']:.3f}"
-                      f" loss={r['loss']:.4f}")  # fmt: skip
+                      f" loss={r['loss']:.4f} learned={learned}")  # fmt: skip
             print(f"  speed ratio ours/trl = {ours['pairs_per_s'] / trl['pairs_per_s']:.2f}x wall,"
-                  f" {trl['cpu_seconds'] / ours['cpu_seconds']:.2f}x CPU time", flush=True)  # fmt: skip
-        print()
-        summarise(name, rows)
+                  f" {cpu_per_pair(trl) / cpu_per_pair(ours):.2f}x CPU time a pair; whole run"
+                  f" {trl['run_seconds'] / ours['run_seconds']:.2f}x wall,"
+                  f" {trl['run_cpu_seconds'] / ours['run_cpu_seconds']:.2f}x CPU (ours with its"
+                  f" early-stopping evals)", flush=True)  # fmt: skip
+        if rows:
+            print()
+            summarise(name, rows)
 
 
 if __name__ == "__main__":

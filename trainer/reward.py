@@ -296,6 +296,9 @@ def train_reward_model(
         "train_seconds": seconds,
         "train_pairs_per_second": n_pairs * accelerator.num_processes / seconds,
         "train_cpu_seconds": cpu_seconds,
+        # The held-out passes early stopping needs, left out of the two figures above.
+        "epoch_eval_seconds": eval_seconds,
+        "epoch_eval_cpu_seconds": eval_cpu,
         "processes": accelerator.num_processes,
     }
     accelerator.wait_for_everyone()
