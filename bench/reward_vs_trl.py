@@ -33,11 +33,14 @@ import resource
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
+
+from trainer.config import RewardConfig  # noqa: E402  (after the path above)
 
 
 def load_split(args: argparse.Namespace, name: str):  # type: ignore[no-untyped-def]
@@ -61,7 +64,6 @@ def worker(args: argparse.Namespace) -> dict:
     """Train one trainer on one set in this process; return its figures."""
     import torch
 
-    from trainer.config import RewardConfig
     from trainer.data import encode_comparisons, records_to_comparisons
     from trainer.reward import load_reward_model, train_reward_model
     from trainer.scoring import evaluate
@@ -78,14 +80,18 @@ def worker(args: argparse.Namespace) -> dict:
         model=str(get_model_path()), out="", epochs=None if default_budget else args.epochs,
         batch_size=batch, lr=args.lr, max_length=args.max_length, seed=args.seed,
         progress=False, group_by_length=args.group_by_length, forward_cost=args.forward_cost,
+        truncation_head=args.truncation_head,
     )  # fmt: skip
+    encode = partial(
+        encode_comparisons, max_length=args.max_length, truncation_head=args.truncation_head
+    )
     if default_budget:
         # The trainer's own budget: its early stopping watches a share of the *training*
         # questions (--eval-fraction), never the held-out split scored here.
         config.out = tempfile.mkdtemp()
         m = train_reward_model(config, records=train)
         model, tok = load_reward_model(config.out, config)
-        enc = encode_comparisons(records_to_comparisons(held), tok, max_length=args.max_length)
+        enc = encode(records_to_comparisons(held), tok)
         ev = evaluate(model, enc, pad_id=tok.pad_token_id, batch_size=config.eval_batch_size)
         m |= {"eval_accuracy": ev["accuracy"], "eval_loss": ev["loss"]}
     elif args.worker == "ours":
@@ -105,7 +111,7 @@ def worker(args: argparse.Namespace) -> dict:
         set_seed(args.seed)  # the same freshly initialised score head as ours gets
         model, tok = load_reward_model(config.model, config)
         comps = records_to_comparisons(train)
-        enc = encode_comparisons(comps, tok, max_length=args.max_length)
+        enc = encode(comps, tok)
         if args.same_order:  # the order our first epoch draws; on pairs, the very same batches
             from trainer.batching import ShuffledBatches
 
@@ -116,7 +122,7 @@ def worker(args: argparse.Namespace) -> dict:
             enc = [enc[i] for b in batches for i in b]
         res = train_trl(args, model, tok, enc)
         res["sequences"] = 2 * res["pairs"]
-        held_enc = encode_comparisons(records_to_comparisons(held), tok, max_length=args.max_length)
+        held_enc = encode(records_to_comparisons(held), tok)
         ev = evaluate(model, held_enc, pad_id=tok.pad_token_id, batch_size=config.eval_batch_size)
         res["accuracy"], res["loss"] = ev["accuracy"], ev["loss"]
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -297,6 +303,10 @@ def main() -> None:
     )  # fmt: skip
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument(
+        "--truncation-head", type=float, default=RewardConfig.truncation_head,
+        help="both: share of --max-length kept from a too-long text's start (0: cut from the left)",
+    )  # fmt: skip
     p.add_argument(
         "--seeds", default="0",
         help="comma-separated; each seed draws its own split, init and order (shared by both)",

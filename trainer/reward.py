@@ -52,7 +52,7 @@ def load_reward_model(path: str, config: RewardConfig | None = None) -> tuple[An
 
     config = config or RewardConfig()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    tokenizer.model_max_length = int(1e9)  # we truncate ourselves, from the left
+    tokenizer.model_max_length = int(1e9)  # we truncate ourselves (encode_comparisons)
     if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
         # transformers pools decoder classifiers at the last token that is not the pad id; a pad
         # distinct from EOS (the unknown token, where there is one) keeps the saved model right
@@ -171,7 +171,7 @@ def train_reward_model(
         freeze_score_bias(model)
     encode = partial(
         encode_comparisons, tokenizer=tokenizer, max_length=config.max_length,
-        append_eos=config.append_eos,
+        append_eos=config.append_eos, truncation_head=config.truncation_head,
     )  # fmt: skip
     train_e, eval_e = encode(train_c), encode(eval_c)
     pad_id = tokenizer.pad_token_id
@@ -339,18 +339,29 @@ def save_reward_model(
     (path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
 
+def saved_encoding(model_dir: Path) -> dict[str, Any]:
+    """How a saved reward model's texts were tokenized, for `encode_comparisons` to repeat.
+
+    A model saved before a setting existed was trained without it: EOS appended, cut from the left.
+    """
+    meta = model_dir / META_FILE
+    cfg = json.loads(meta.read_text()).get("config", {}) if meta.exists() else {}
+    return {
+        "append_eos": bool(cfg.get("append_eos", True)),
+        "truncation_head": float(cfg.get("truncation_head", 0.0)),
+    }
+
+
 def evaluate_saved(
     model_dir: str, data: str, *, max_length: int = 512, batch_size: int = 8
 ) -> dict[str, Any]:
     """Score a JSONL file with a saved reward model: accuracy, loss and pair counts."""
     config = RewardConfig(ties="equal")
-    meta_path = Path(model_dir) / META_FILE
-    append_eos = True
-    if meta_path.exists():
-        append_eos = json.loads(meta_path.read_text())["config"].get("append_eos", True)
     model, tokenizer = load_reward_model(model_dir, config)
     comps = _comparisons(read_records(data), config)
-    enc = encode_comparisons(comps, tokenizer, max_length=max_length, append_eos=append_eos)
+    enc = encode_comparisons(
+        comps, tokenizer, max_length=max_length, **saved_encoding(Path(model_dir))
+    )
     return evaluate(model, enc, pad_id=tokenizer.pad_token_id, batch_size=batch_size)
 
 

@@ -282,3 +282,13 @@ def test_lora_and_gradient_checkpointing_on_a_causal_lm(
         pooled = loaded(**batch).logits.squeeze(-1)
         ours = sequence_rewards(loaded, batch["input_ids"], batch["attention_mask"])
     assert torch.allclose(pooled, ours, atol=1e-6)
+
+
+def test_a_saved_model_is_read_with_the_encoding_it_was_trained_with(tmp_path: Path) -> None:
+    from trainer.reward import META_FILE, saved_encoding
+
+    # Saved before truncation_head existed: trained with texts cut from the left.
+    assert saved_encoding(tmp_path) == {"append_eos": True, "truncation_head": 0.0}
+    meta = {"config": {"append_eos": False, "truncation_head": 0.25}}
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    assert saved_encoding(tmp_path) == {"append_eos": False, "truncation_head": 0.25}
