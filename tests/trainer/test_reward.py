@@ -118,7 +118,7 @@ def long_marker_rankings(n: int, seed: int, *, start: int = 0) -> list[RankingRe
 
 
 def test_default_budget_learns_a_small_kway_set_at_full_length(tiny_bert_dir: Path) -> None:
-    # 48 four-way judgments, prompts cut from the left to fit: what a first campaign gives. With
+    # 48 four-way judgments, prompts cut to fit: what a first campaign gives. With
     # no tuning the rewards must separate on held-out questions. A budget counted in comparisons
     # (8 four-way ones a step, one epoch: 6 Adam steps) left the loss at ln 2, accuracy or not.
     config = RewardConfig(model=str(tiny_bert_dir), out="", max_length=64, progress=False)
