@@ -89,7 +89,9 @@ class RewardConfig:
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
     max_length: int = field(
         default=512,
-        metadata={"help": "Tokens per sequence; longer ones lose prompt tokens (see --truncation-head)."},
+        metadata={
+            "help": "Tokens per sequence; longer ones lose prompt tokens (see --truncation-head)."
+        },
     )
     seed: int = field(default=42, metadata={"help": "Seed for the split, shuffling and init."})
     margin: bool = field(
