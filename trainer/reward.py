@@ -54,7 +54,7 @@ def load_reward_model(path: str, config: RewardConfig | None = None) -> tuple[An
 
     config = config or RewardConfig()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    tokenizer.model_max_length = int(1e9)  # we truncate ourselves, from the left
+    tokenizer.model_max_length = int(1e9)  # we truncate ourselves (encode_comparisons)
     if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
         # transformers pools decoder classifiers at the last token that is not the pad id; a pad
         # distinct from EOS (the unknown token, where there is one) keeps the saved model right
@@ -171,7 +171,7 @@ def train_reward_model(
         freeze_score_bias(model)
     encode = partial(
         encode_comparisons, tokenizer=tokenizer, max_length=config.max_length,
-        append_eos=config.append_eos,
+        append_eos=config.append_eos, truncation_head=config.truncation_head,
     )  # fmt: skip
     train_e, eval_e = encode(train_c), encode(eval_c)
     pad_id = tokenizer.pad_token_id
@@ -301,6 +301,9 @@ def train_reward_model(
         "train_seconds": seconds,
         "train_pairs_per_second": n_pairs * accelerator.num_processes / seconds,
         "train_cpu_seconds": cpu_seconds,
+        # The held-out passes early stopping needs, left out of the two figures above.
+        "epoch_eval_seconds": eval_seconds,
+        "epoch_eval_cpu_seconds": eval_cpu,
         "processes": accelerator.num_processes,
     }
     accelerator.wait_for_everyone()
@@ -341,13 +344,24 @@ def save_reward_model(
     (path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
 
+# Settings added after some models were saved, with what those older models were trained with.
+_BEFORE_THE_SETTING = {"truncation_head": 0.0}  # cut from the left
+
+
 def saved_reward_config(model_dir: str | Path) -> RewardConfig:
     """The settings a saved reward model was trained with (EOS appended or not, max length ...),
-    read from its META_FILE; the defaults where the file or a field is missing (older models)."""
+    read from its META_FILE; for a setting the file lacks, what models saved before it existed
+    did (`_BEFORE_THE_SETTING`), else the default."""
     meta = Path(model_dir) / META_FILE
     saved = json.loads(meta.read_text()).get("config", {}) if meta.exists() else {}
     known = {f.name for f in dataclasses.fields(RewardConfig)}
-    return RewardConfig(**{k: v for k, v in saved.items() if k in known})
+    return RewardConfig(**{**_BEFORE_THE_SETTING, **{k: v for k, v in saved.items() if k in known}})
+
+
+def saved_encoding(model_dir: str | Path) -> dict[str, Any]:
+    """How a saved reward model's texts were tokenized, for `encode_comparisons` to repeat."""
+    config = saved_reward_config(model_dir)
+    return {"append_eos": config.append_eos, "truncation_head": config.truncation_head}
 
 
 def evaluate_saved(
@@ -355,10 +369,11 @@ def evaluate_saved(
 ) -> dict[str, Any]:
     """Score a JSONL file with a saved reward model: accuracy, loss and pair counts."""
     config = RewardConfig(ties="equal")
-    append_eos = saved_reward_config(model_dir).append_eos
     model, tokenizer = load_reward_model(model_dir, config)
     comps = _comparisons(read_records(data), config)
-    enc = encode_comparisons(comps, tokenizer, max_length=max_length, append_eos=append_eos)
+    enc = encode_comparisons(
+        comps, tokenizer, max_length=max_length, **saved_encoding(Path(model_dir))
+    )
     return evaluate(model, enc, pad_id=tokenizer.pad_token_id, batch_size=batch_size)
 
 

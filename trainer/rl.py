@@ -37,11 +37,11 @@ class RewardModelScorer:
         max_length: int = 512,
         batch_size: int = 16,
     ):
-        from trainer.reward import load_reward_model, saved_reward_config
+        from trainer.reward import load_reward_model, saved_encoding
 
         self.model, self.tokenizer = load_reward_model(str(path))
         self.model.to(device).eval()
-        self.append_eos = saved_reward_config(path).append_eos
+        self.encoding = saved_encoding(Path(path))
         self.device, self.max_length, self.batch_size = device, max_length, batch_size
 
     @torch.no_grad()
@@ -57,9 +57,7 @@ class RewardModelScorer:
             Comparison(key=str(i), prompt=p, responses=[r])
             for i, (p, r) in enumerate(zip(prompts, responses, strict=True))
         ]
-        enc = encode_comparisons(
-            comps, self.tokenizer, max_length=self.max_length, append_eos=self.append_eos
-        )
+        enc = encode_comparisons(comps, self.tokenizer, max_length=self.max_length, **self.encoding)
         out = []
         cost = resolve_forward_cost(None, torch.device(self.device))
         for i in range(0, len(enc), self.batch_size):

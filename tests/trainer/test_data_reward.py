@@ -128,18 +128,44 @@ def test_split_never_puts_a_prompt_on_both_sides() -> None:
     assert split_by_prompt(records_to_comparisons(records), 0.25, seed=3)[1] == held
 
 
+LONG = RankingRecord(
+    comparison_id="1", prompt="start of the passage " + "word " * 300 + "question ",
+    responses=[{"text": "short answer"}, {"text": "the other answer"}], ranks=[0, 1],
+)  # fmt: skip
+
+
 def test_long_prompts_are_cut_from_the_left_keeping_the_response(minilm_tokenizer_dir) -> None:  # type: ignore[no-untyped-def]
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(minilm_tokenizer_dir)
-    record = RankingRecord(
-        comparison_id="1", prompt="start " + "filler " * 300 + "question ",
-        responses=[{"text": "short answer"}, {"text": "the other answer"}], ranks=[0, 1],
-    )  # fmt: skip
-    [enc] = encode_comparisons(records_to_comparisons([record]), tok, max_length=16)
+    [enc] = encode_comparisons(records_to_comparisons([LONG]), tok, max_length=16)
     first = tok.convert_ids_to_tokens(enc.input_ids[0])
     assert len(first) == 16 and first[0] == "[CLS]" and first[-1] == "[SEP]"
     assert first[-4:-1] == ["question", "short", "answer"] and "start" not in first
+
+
+def test_a_head_share_cuts_the_middle_keeping_the_opening_question_and_response(
+    minilm_tokenizer_dir,  # type: ignore[no-untyped-def]
+) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(minilm_tokenizer_dir)
+    comps = records_to_comparisons([LONG])
+    [enc] = encode_comparisons(comps, tok, max_length=24, truncation_head=0.25)
+    first = tok.convert_ids_to_tokens(enc.input_ids[0])
+    # 22 tokens of text between [CLS] and [SEP] (no EOS): 5 from the start, 17 from the end.
+    assert len(first) == 24 and first[:6] == ["[CLS]", "start", "of", "the", "passage", "word"]
+    assert first[-4:] == ["question", "short", "answer", "[SEP]"] and first.count("word") == 15
+    # Texts that fit are never cut, whatever the share.
+    short = RankingRecord(
+        comparison_id="2", prompt="start question ", responses=[{"text": "a"}, {"text": "b"}],
+        ranks=[0, 1],
+    )  # fmt: skip
+    [whole] = encode_comparisons(records_to_comparisons([short]), tok, max_length=24)
+    [kept] = encode_comparisons(
+        records_to_comparisons([short]), tok, max_length=24, truncation_head=0.25
+    )
+    assert kept.input_ids == whole.input_ids
 
 
 def test_eos_is_appended_once_for_causal_tokenizers(smollm2_tokenizer) -> None:  # type: ignore[no-untyped-def]

@@ -91,7 +91,7 @@ def long_marker_rankings(n: int, seed: int, *, start: int = 0) -> list[RankingRe
 
 
 def test_default_budget_learns_a_small_kway_set_at_full_length(tiny_bert_dir: Path) -> None:
-    # 48 four-way judgments, prompts cut from the left to fit: what a first campaign gives. With
+    # 48 four-way judgments, prompts cut to fit: what a first campaign gives. With
     # no tuning the rewards must separate on held-out questions. A budget counted in comparisons
     # (8 four-way ones a step, one epoch: 6 Adam steps) left the loss at ln 2, accuracy or not.
     config = RewardConfig(model=str(tiny_bert_dir), out="", max_length=64, progress=False)
@@ -262,3 +262,13 @@ def test_lora_and_gradient_checkpointing_on_a_causal_lm(
         pooled = loaded(**batch).logits.squeeze(-1)
         ours = sequence_rewards(loaded, batch["input_ids"], batch["attention_mask"])
     assert torch.allclose(pooled, ours, atol=1e-6)
+
+
+def test_a_saved_model_is_read_with_the_encoding_it_was_trained_with(tmp_path: Path) -> None:
+    from trainer.reward import META_FILE, saved_encoding
+
+    # Saved before truncation_head existed: trained with texts cut from the left.
+    assert saved_encoding(tmp_path) == {"append_eos": True, "truncation_head": 0.0}
+    meta = {"config": {"append_eos": False, "truncation_head": 0.25}}
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    assert saved_encoding(tmp_path) == {"append_eos": False, "truncation_head": 0.25}
