@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.config import get_settings
 from app.db import get_engine, get_sessionmaker, safe_url
 from app.errors import AppError, ImportRejected
+from app.services.rounds import RoundConfig
 
 cli = typer.Typer(
     help="prefloop: physicians rank responses; rounds close the RLHF loop.",
@@ -361,6 +362,9 @@ def rounds_queue(
     method: Literal["rloo", "ppo", "dpo"] = typer.Option("rloo"),
     set_: list[str] = typer.Option([], "--set", help="A RoundConfig field: --set policy_steps=50."),
     demo: bool = typer.Option(False, "--demo", help="The loop demo's CPU-sized settings."),
+    head_to_head: bool = typer.Option(
+        False, "--head-to-head", help=RoundConfig.model_fields["head_to_head"].description
+    ),
 ) -> None:
     """Queue a training round for a worker to claim."""
     from app.services.demo import LOOP_DEMO_CONFIG
@@ -368,6 +372,8 @@ def rounds_queue(
     from app.services.rounds import queue_round
 
     config: dict[str, object] = dict(LOOP_DEMO_CONFIG) if demo else {}
+    if head_to_head:
+        config["head_to_head"] = True
     for item in set_:
         key, sep, value = item.partition("=")
         if not sep:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import Campaign, ModelVersion, RoundStep, TrainingRound, utcnow
 from app.services.audit import record_event
+from trainer.schema import MAX_RESPONSES
 
 ROUND_METHODS = ("rloo", "ppo", "dpo")  # as the training_rounds check constraint allows
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -49,7 +50,14 @@ class RoundConfig(BaseModel):
     prompts_per_step: int = Field(4, ge=1, le=1024, description="Prompts per policy step.")
     rollouts_per_prompt: int = Field(4, ge=2, le=64, description="RLOO/PPO samples per prompt.")
     max_new_tokens: int = Field(64, ge=1, le=4096, description="Most tokens per response.")
-    responses_per_prompt: int = Field(2, ge=2, le=8, description="K: responses per new comparison.")
+    responses_per_prompt: int = Field(
+        2, ge=2, le=MAX_RESPONSES, description="K: the new policy's responses per new comparison."
+    )
+    head_to_head: bool = Field(
+        False,
+        description="Head-to-head: each new comparison also shows K responses of the current "
+        "policy, so physicians judge the new policy against it.",
+    )
     generate_prompts: int = Field(
         50, ge=1, le=100_000, description="Campaign prompts to write new comparisons for."
     )
@@ -72,6 +80,17 @@ class RoundConfig(BaseModel):
         "physician-flagged unsafe ones.",
     )
     seed: int = Field(0, ge=0, description="Seed for the split, training and sampling.")
+
+    @field_validator("head_to_head")
+    @classmethod
+    def _head_to_head_fits(cls, on: bool, info: ValidationInfo) -> bool:
+        k = info.data.get("responses_per_prompt")
+        if on and k is not None and 2 * k > MAX_RESPONSES:
+            raise ValueError(
+                f"a head-to-head shows K new and K current responses: K at most "
+                f"{MAX_RESPONSES // 2}, not {k}"
+            )
+        return on
 
 
 def round_config(raw: dict[str, Any]) -> RoundConfig:
