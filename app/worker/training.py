@@ -193,7 +193,9 @@ def current_policy_label(ctx: RoundContext) -> str:
     return f"base:{Path(ctx.outputs['policy']['from']).name}"
 
 
-def _generate(ctx: RoundContext, out: Path, model: str, label: str, stem: str) -> float:
+def _generate(
+    ctx: RoundContext, out: Path, model: str, label: str, stem: str, seed: int
+) -> float:
     """K scored responses per generation prompt from `model`, into `{stem}.jsonl` and scores."""
     cfg = ctx.config
     return _run(ctx, "generate", [
@@ -201,7 +203,7 @@ def _generate(ctx: RoundContext, out: Path, model: str, label: str, stem: str) -
         "--prompts", str(ctx.path("snapshot") / "generate_prompts.jsonl"),
         "--out", str(out / f"{stem}.jsonl"), "--scores-out", str(out / f"{stem}_scores.jsonl"),
         "--k", str(cfg.responses_per_prompt), "--max-new-tokens", str(cfg.max_new_tokens),
-        "--seed", str(cfg.seed), "--model-version", label,
+        "--seed", str(seed), "--model-version", label,
     ])  # fmt: skip
 
 
@@ -231,11 +233,13 @@ def generate(ctx: RoundContext) -> StepResult:
         return StepResult({"reason": "the gate kept the policy back"}, skipped=True)
     cfg, trained = ctx.config, ctx.outputs["policy"]
     out, _ = _start(ctx, "generate", {"policy": trained["path"]})
-    seconds = _generate(ctx, out, trained["path"], policy_name(ctx), "new")
+    seconds = _generate(ctx, out, trained["path"], policy_name(ctx), "new", cfg.seed)
     stems, current = ["new"], None
     if cfg.head_to_head:
         current = current_policy_label(ctx)
-        seconds += _generate(ctx, out, trained["from"], current, "current")
+        # Its own draws: with one seed, a policy that barely moved would repeat the new one's
+        # responses word for word, and physicians would rank duplicates.
+        seconds += _generate(ctx, out, trained["from"], current, "current", cfg.seed + 1)
         stems.append("current")
     prompts = _side_by_side(out, stems)
     final = _place(ctx, "generate")

@@ -13,26 +13,32 @@ from tests.trainer.conftest import minilm_tokenizer_dir, tiny_bert_dir, tiny_pol
 
 __all__ = ["minilm_tokenizer_dir", "tiny_bert_dir", "tiny_policy_dir"]
 REPO = Path(__file__).resolve().parents[2]
+LEASE_SECONDS = 6
 
 
-@pytest.fixture
-def worker_env(pg_url: str, tmp_path: Path, tiny_policy_dir: Path, tiny_bert_dir: Path) -> dict[str, str]:
-    """The environment of a worker process: the test database, tiny models, short leases."""
+def worker_environment(url: str, artifacts: Path, policy: Path, reward: Path) -> dict[str, str]:
+    """The environment of a worker process on `url`: tiny models, short leases, one thread."""
     return {
         **os.environ,
         "PYTHONPATH": str(REPO),
         "PREFLOOP_ENV": "test",
-        "PREFLOOP_DATABASE_URL": pg_url,
-        "PREFLOOP_MODEL_DIR": str(tmp_path / "artifacts"),
-        "PREFLOOP_POLICY_MODEL": str(tiny_policy_dir),
-        "PREFLOOP_REWARD_MODEL": str(tiny_bert_dir),
-        "PREFLOOP_WORKER_LEASE_SECONDS": "6",
+        "PREFLOOP_DATABASE_URL": url,
+        "PREFLOOP_MODEL_DIR": str(artifacts),
+        "PREFLOOP_POLICY_MODEL": str(policy),
+        "PREFLOOP_REWARD_MODEL": str(reward),
+        "PREFLOOP_WORKER_LEASE_SECONDS": str(LEASE_SECONDS),
         "PREFLOOP_WORKER_POLL_SECONDS": "0.5",
         # One thread per process: the shared CPUs are oversubscribed otherwise.
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "TOKENIZERS_PARALLELISM": "false",
     }
+
+
+@pytest.fixture
+def worker_env(pg_url: str, tmp_path: Path, tiny_policy_dir: Path, tiny_bert_dir: Path) -> dict[str, str]:
+    """The environment of a worker process: the test database, tiny models, short leases."""
+    return worker_environment(pg_url, tmp_path / "artifacts", tiny_policy_dir, tiny_bert_dir)
 
 
 def start_worker(env: dict[str, str], log: Path, *, until_idle: bool = True, name: str = "w") -> subprocess.Popen[bytes]:
