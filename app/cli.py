@@ -238,6 +238,9 @@ def import_external(
     no_judgments: bool = typer.Option(
         False, "--no-judgments", help="Import the comparisons only, not the set's preferences."
     ),
+    priority: int = typer.Option(
+        0, help="The priority of a campaign --create makes: raters get higher ones first."
+    ),
 ) -> None:
     """Import HH-RLHF pairs or FineGrainedRLHF QA: every line or none; known ids are skipped."""
     import gzip
@@ -251,7 +254,7 @@ def import_external(
         target = get_campaign_by_name(session, name=campaign)
         if target is None and not create:
             raise AppError(f"no campaign named {campaign!r}; add --create to create it")
-        target = target or create_campaign(session, name=campaign)
+        target = target or create_campaign(session, name=campaign, priority=priority)
         report = importer(session, campaign_id=target.id, lines=fh, limit=limit,
                           with_judgments=not no_judgments)  # fmt: skip
         typer.echo(f"{report.summary()} into {target.name!r}")

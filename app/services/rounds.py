@@ -41,6 +41,13 @@ class RoundConfig(BaseModel):
         description="Comparisons per reward batch; empty: the trainer's own (~8 implied pairs a "
         "batch whatever K, so four-way data gets enough optimizer steps).",
     )
+    reward_max_length: int = Field(
+        512,
+        ge=32,
+        le=8192,
+        description="Tokens per reward-model sequence; a longer prompt loses tokens from the left "
+        "(its start), the response is kept.",
+    )
     require_learned: bool = Field(
         True, description="Stop the round when the reward model did not beat chance."
     )
@@ -60,6 +67,9 @@ class RoundConfig(BaseModel):
     )
     generate_prompts: int = Field(
         50, ge=1, le=100_000, description="Campaign prompts to write new comparisons for."
+    )
+    gate_prompts: int = Field(
+        64, ge=1, le=10_000, description="Held-out prompts the gate answers with both policies."
     )
     gate_max_kl: float = Field(
         20.0, ge=0, description="Keep (not publish) a policy whose KL to the current exceeds this."

@@ -81,7 +81,7 @@ def reward(ctx: RoundContext) -> StepResult:
     seconds = _run(ctx, "reward", [
         "reward", "--model", start["from"], "--out", str(out), "--data", str(data / "train.jsonl"),
         *evaluation, *(["--epochs", str(cfg.reward_epochs)] if cfg.reward_epochs else []),
-        "--lr", str(cfg.reward_lr),
+        "--lr", str(cfg.reward_lr), "--max-length", str(cfg.reward_max_length),
         *(["--batch-size", str(cfg.reward_batch_size)] if cfg.reward_batch_size else []),
         "--seed", str(cfg.seed),
     ])  # fmt: skip
@@ -166,6 +166,7 @@ def gate(ctx: RoundContext) -> StepResult:
         "--current", ctx.outputs["policy"]["from"], "--prompts", str(data / "heldout_prompts.jsonl"),
         "--reward-model", ctx.outputs["reward"]["path"], "--unsafe", str(data / "unsafe.jsonl"),
         "--out", str(out), "--max-new-tokens", str(cfg.max_new_tokens), "--seed", str(cfg.seed),
+        "--max-prompts", str(cfg.gate_prompts),
     ])  # fmt: skip
     measured = json.loads((out / "metrics.json").read_text())
     reasons = _gate_reasons(measured, ctx)
