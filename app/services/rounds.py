@@ -62,8 +62,7 @@ class RoundConfig(BaseModel):
     )
     head_to_head: bool = Field(
         False,
-        description="Head-to-head: each new comparison also shows K responses of the current "
-        "policy, so physicians judge the new policy against it.",
+        description="Head-to-head: the current policy's K responses beside the new policy's.",
     )
     generate_prompts: int = Field(
         50, ge=1, le=100_000, description="Campaign prompts to write new comparisons for."

@@ -28,7 +28,7 @@ def test_the_queue_form_offers_head_to_head_and_refuses_more_than_eight_response
     campaign = make_campaign(db)
     _admin(client, db)
     page = client.get("/admin/rounds", headers=HTML).text
-    assert 'type="checkbox" name="head_to_head"' in page and "current policy" in page
+    assert 'type="checkbox" name="head_to_head"' in page and "Head-to-head: the current policy" in page
     token = csrf_of(client, "/admin/rounds")
     form = {"csrf_token": token, "campaign_id": str(campaign.id), "responses_per_prompt": "3"}
     queued = client.post("/admin/rounds", headers=HTML, follow_redirects=False, data={**form, "head_to_head": "true"})
