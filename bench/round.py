@@ -114,6 +114,9 @@ def main() -> None:
         trainer = float(step.metrics.get("trainer_seconds") or 0.0)
         trainer_total += trainer
         print(f"{step.name:<10}{step.status:<11}{seconds:>9.1f}{trainer:>11.1f}")
+    if status != "succeeded":  # a failed step records no trainer time: no overhead to report
+        print(f"round wall {wall:.1f} s; {status}: the worker's overhead is measured on a whole round")
+        return
     overhead = wall - trainer_total
     print(f"round wall {wall:.1f} s; trainer subprocesses {trainer_total:.1f} s; "
           f"worker overhead {overhead:.1f} s = {100 * overhead / wall:.1f}% of wall time")  # fmt: skip
