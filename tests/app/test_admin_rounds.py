@@ -164,7 +164,16 @@ def test_model_versions_show_their_lineage(client: TestClient, db: Session) -> N
 
 
 def test_a_one_epoch_chart_shows_its_lone_value_mid_axis() -> None:
-    from app.web.charts import BOTTOM, LEFT, LINE_HEIGHT, LINE_WIDTH, RIGHT, TOP, Chart, render_chart
+    from app.web.charts import (
+        BOTTOM,
+        LEFT,
+        LINE_HEIGHT,
+        LINE_WIDTH,
+        RIGHT,
+        TOP,
+        Chart,
+        render_chart,
+    )
 
     svg = str(render_chart(Chart("Reward model accuracy per epoch", "epoch", {"held-out": [(1.0, 0.53)]})))
     dot = re.search(r'<circle class="series s0" cx="([\d.]+)" cy="([\d.]+)"', svg)
