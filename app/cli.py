@@ -20,6 +20,7 @@ from app.db import get_engine, get_sessionmaker, safe_url
 from app.errors import AppError, ImportRejected
 from app.models.rounds import RoundMethod
 from app.schemas.export import ExportQuery
+from app.services.rounds import RoundConfig
 
 cli = typer.Typer(
     help="prefloop: physicians rank responses; rounds close the RLHF loop.",
@@ -242,6 +243,9 @@ def import_external(
     no_judgments: bool = typer.Option(
         False, "--no-judgments", help="Import the comparisons only, not the set's preferences."
     ),
+    priority: int = typer.Option(
+        0, help="The priority of a campaign --create makes: raters get higher ones first."
+    ),
 ) -> None:
     """Import HH-RLHF pairs or FineGrainedRLHF QA: every line or none; known ids are skipped."""
     import gzip
@@ -255,7 +259,7 @@ def import_external(
         target = get_campaign_by_name(session, name=campaign)
         if target is None and not create:
             raise AppError(f"no campaign named {campaign!r}; add --create to create it")
-        target = target or create_campaign(session, name=campaign)
+        target = target or create_campaign(session, name=campaign, priority=priority)
         report = importer(session, campaign_id=target.id, lines=fh, limit=limit,
                           with_judgments=not no_judgments)  # fmt: skip
         typer.echo(f"{report.summary()} into {target.name!r}")
@@ -354,6 +358,9 @@ def rounds_queue(
     method: RoundMethod = typer.Option(RoundMethod.RLOO),
     set_: list[str] = typer.Option([], "--set", help="A RoundConfig field: --set policy_steps=50."),
     demo: bool = typer.Option(False, "--demo", help="The loop demo's CPU-sized settings."),
+    head_to_head: bool = typer.Option(
+        False, "--head-to-head", help=RoundConfig.model_fields["head_to_head"].description
+    ),
 ) -> None:
     """Queue a training round for a worker to claim."""
     from app.services.demo import LOOP_DEMO_CONFIG
@@ -361,6 +368,8 @@ def rounds_queue(
     from app.services.rounds import queue_round
 
     config: dict[str, object] = dict(LOOP_DEMO_CONFIG) if demo else {}
+    if head_to_head:
+        config["head_to_head"] = True
     for item in set_:
         key, sep, value = item.partition("=")
         if not sep:

@@ -1,6 +1,6 @@
 """Benchmark: one loop-demo round, its wall time by step, and the worker's own share of it.
 
-    .venv/bin/python bench/round.py [--limit 120] [--tiny]
+    .venv/bin/python bench/round.py [--limit N] [--tiny]
 
 Builds a scratch SQLite database (the demo's), imports FineGrainedRLHF questions with their
 human preferences through the admin importer (as `make loop-demo` does), queues one round with
@@ -49,7 +49,7 @@ def _models(scratch: Path, tiny: bool) -> tuple[str, str]:
 def main() -> None:
     """Run one round and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=120, help="FineGrainedRLHF questions.")
+    parser.add_argument("--limit", type=int, default=None, help="FineGrainedRLHF questions (all).")
     parser.add_argument("--tiny", action="store_true", help="Tiny local models (plumbing only).")
     parser.add_argument("--data", default=str(DATA), help="feedback.json of FineGrainedRLHF QA.")
     args = parser.parse_args()
@@ -88,7 +88,7 @@ def main() -> None:
         steps = session.scalars(
             select(RoundStep).where(RoundStep.round_id == round_id).order_by(RoundStep.position)
         ).all()
-    print(f"round {round_id}: {status} ({done.error or 'no error'}); {args.limit} questions, "
+    print(f"round {round_id}: {status} ({done.error or 'no error'}); {args.limit or 'all'} questions, "
           f"models: {'tiny' if args.tiny else 'SmolLM2-135M + MiniLM'}; scratch {scratch}")  # fmt: skip
     print(f"{'step':<10}{'status':<11}{'wall s':>9}{'trainer s':>11}")
     trainer_total = 0.0
@@ -100,6 +100,9 @@ def main() -> None:
         trainer = float(step.metrics.get("trainer_seconds") or 0.0)
         trainer_total += trainer
         print(f"{step.name:<10}{step.status:<11}{seconds:>9.1f}{trainer:>11.1f}")
+    if status != "succeeded":  # a failed step records no trainer time: no overhead to report
+        print(f"round wall {wall:.1f} s; {status}: the worker's overhead is measured on a whole round")
+        return
     overhead = wall - trainer_total
     print(f"round wall {wall:.1f} s; trainer subprocesses {trainer_total:.1f} s; "
           f"worker overhead {overhead:.1f} s = {100 * overhead / wall:.1f}% of wall time")  # fmt: skip

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import Assignment, Campaign, CampaignTally, Comparison
+from app.models import Assignment, Campaign, CampaignTally, Comparison, RoundStep
 from app.models.rating import HOLDING_STATES
 from app.schemas.export import ExportQuery
 from app.services.export import export_bytes
@@ -69,6 +69,46 @@ def assert_counts_match_a_recount(session: Session) -> None:
         select(CampaignTally.campaign_id, func.sum(CampaignTally.open_places)).group_by(
             CampaignTally.campaign_id)).all())
     assert {k: v for k, v in tallies.items() if k in sums} == sums
+
+
+LEASE_SECONDS = 6  # a worker's lease in tests: short, so that takeovers happen in seconds
+
+
+def worker_environment(url: str, artifacts: Path, policy: Path, reward: Path) -> dict[str, str]:
+    """The environment of a worker process on `url`: tiny models, short leases, one thread."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PREFLOOP_ENV": "test",
+        "PREFLOOP_DATABASE_URL": url,
+        "PREFLOOP_MODEL_DIR": str(artifacts),
+        "PREFLOOP_POLICY_MODEL": str(policy),
+        "PREFLOOP_REWARD_MODEL": str(reward),
+        "PREFLOOP_WORKER_LEASE_SECONDS": str(LEASE_SECONDS),
+        "PREFLOOP_WORKER_POLL_SECONDS": "0.5",
+        # One thread per process: the shared CPUs are oversubscribed otherwise.
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+
+
+def judged_campaign(session: Session) -> int:
+    """A campaign whose seeded comparisons are all judged (GOOD preferred)."""
+    from tests.factories import GOOD, make_campaign, make_judgment, make_raters, seed_comparisons
+
+    campaign = make_campaign(session, overlap=1)
+    seed_comparisons(session, campaign)
+    rater = make_raters(session, 1)[0]
+    for comparison in session.scalars(select(Comparison).where(Comparison.campaign_id == campaign.id)):
+        texts = [item.response.text for item in comparison.items]
+        make_judgment(session, comparison, rater, ranks=[0, 1] if GOOD in texts[0] else [1, 0])
+    return campaign.id
+
+
+def round_step(session: Session, round_id: int, name: str) -> RoundStep | None:
+    """A round's step by name."""
+    return session.scalar(select(RoundStep).where(RoundStep.round_id == round_id, RoundStep.name == name))
 
 
 def start_worker(env: dict[str, str], log: Path, *, until_idle: bool = True, name: str = "w") -> subprocess.Popen[bytes]:

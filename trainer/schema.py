@@ -277,13 +277,17 @@ class ImportResponse(_Record):
     model_version: str = Field("unknown", max_length=200)
 
 
+# The most responses one comparison shows a rater (imports, generated rounds, head-to-heads).
+MAX_RESPONSES = 8
+
+
 class ImportRecord(_Record):
     """One line of an import file (admin import, demo data, `trainer generate` output)."""
 
     external_id: str | None = Field(None, max_length=200)
     prompt: str = Field(min_length=1, max_length=50_000)
     context: dict[str, str] = Field(default_factory=dict, description="e.g. specialty, age, setting.")
-    responses: list[ImportResponse] = Field(min_length=2, max_length=8)
+    responses: list[ImportResponse] = Field(min_length=2, max_length=MAX_RESPONSES)
     gold_ranks: list[int] | None = Field(None, description="Known answer: ranks over `responses`.")
 
     @field_validator("gold_ranks")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,6 +14,7 @@ from app.models import ModelVersion, RoundStep, TrainingRound, utcnow
 from app.models.rounds import ROUND_METHODS, RoundMethod
 from app.services.audit import record_event
 from app.services.campaigns import get_campaign
+from trainer.schema import MAX_RESPONSES
 
 FINISHED = ("succeeded", "failed", "cancelled")
 
@@ -41,6 +42,13 @@ class RoundConfig(BaseModel):
         description="Comparisons per reward batch; empty: the trainer's own (~8 implied pairs a "
         "batch whatever K, so four-way data gets enough optimizer steps).",
     )
+    reward_max_length: int = Field(
+        512,
+        ge=32,
+        le=8192,
+        description="Tokens per reward-model sequence; a longer prompt loses tokens from the left "
+        "(its start), the response is kept.",
+    )
     require_learned: bool = Field(
         True, description="Stop the round when the reward model did not beat chance."
     )
@@ -50,9 +58,18 @@ class RoundConfig(BaseModel):
     prompts_per_step: int = Field(4, ge=1, le=1024, description="Prompts per policy step.")
     rollouts_per_prompt: int = Field(4, ge=2, le=64, description="RLOO/PPO samples per prompt.")
     max_new_tokens: int = Field(64, ge=1, le=4096, description="Most tokens per response.")
-    responses_per_prompt: int = Field(2, ge=2, le=8, description="K: responses per new comparison.")
+    responses_per_prompt: int = Field(
+        2, ge=2, le=MAX_RESPONSES, description="K: the new policy's responses per new comparison."
+    )
+    head_to_head: bool = Field(
+        False,
+        description="Head-to-head: the current policy's K responses beside the new policy's.",
+    )
     generate_prompts: int = Field(
         50, ge=1, le=100_000, description="Campaign prompts to write new comparisons for."
+    )
+    gate_prompts: int = Field(
+        64, ge=1, le=10_000, description="Held-out prompts the gate answers with both policies."
     )
     gate_max_kl: float = Field(
         20.0, ge=0, description="Keep (not publish) a policy whose KL to the current exceeds this."
@@ -73,6 +90,17 @@ class RoundConfig(BaseModel):
         "physician-flagged unsafe ones.",
     )
     seed: int = Field(0, ge=0, description="Seed for the split, training and sampling.")
+
+    @field_validator("head_to_head")
+    @classmethod
+    def _head_to_head_fits(cls, on: bool, info: ValidationInfo) -> bool:
+        k = info.data.get("responses_per_prompt")
+        if on and k is not None and 2 * k > MAX_RESPONSES:
+            raise ValueError(
+                f"a head-to-head shows K new and K current responses: K at most "
+                f"{MAX_RESPONSES // 2}, not {k}"
+            )
+        return on
 
 
 def round_config(raw: dict[str, Any]) -> RoundConfig:

@@ -47,7 +47,7 @@ def daily_chart(days: list[tuple[date, int, float | None]], *, title: str) -> Ma
 
 
 LINE_WIDTH, LINE_HEIGHT = 380, 180
-LEFT, RIGHT, TOP, BOTTOM = 48, 96, 28, 30  # room for the y ticks, end labels, title, x ticks
+LEFT, RIGHT, TOP, BOTTOM = 60, 96, 28, 30  # room for the y ticks, end labels, title, x ticks
 Point = tuple[float, float]
 
 
@@ -69,14 +69,22 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _span(values: list[float]) -> tuple[float, float]:
+    """The axis range; a single value (one epoch, one step) sits mid-axis, not on an edge."""
+    low, high = min(values), max(values)
+    if high > low:
+        return low, high
+    pad = max(abs(low) * 0.1, 0.5)
+    return low - pad, high + pad
+
+
 def render_chart(chart: Chart) -> Markup:
     """The chart as an accessible inline SVG (role=img, its title as the label)."""
     points = [p for line in chart.lines.values() for p in line]
     if not points:
         return Markup('<p class="muted">{}: no data yet.</p>').format(chart.title)
     xs, ys = [p[0] for p in points], [p[1] for p in points]
-    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
+    (x0, x1), (y0, y1) = _span(xs), _span(ys)
     plot_w, plot_h = LINE_WIDTH - LEFT - RIGHT, LINE_HEIGHT - TOP - BOTTOM
 
     def at(x: float, y: float) -> str:
@@ -103,6 +111,8 @@ def render_chart(chart: Chart) -> Markup:
         coords = " ".join(at(x, y) for x, y in line)
         parts.append(f'<polyline class="series s{n % 4}" fill="none" points="{coords}"/>')
         end_x, end_y = (float(v) for v in at(*line[-1]).split(","))
+        # A dot at the last point: the value the label names, visible even as a lone point.
+        parts.append(f'<circle class="series s{n % 4}" cx="{end_x:.1f}" cy="{end_y:.1f}" r="3"/>')
         parts.append(
             f'<text class="end-label s{n % 4}" x="{end_x + 4:.1f}" y="{end_y + 4:.1f}">'
             f"{escape(name)} {_fmt(line[-1][1])}</text>"

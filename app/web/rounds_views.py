@@ -12,7 +12,7 @@ from app.models import Campaign, ModelVersion, RoundStep, TrainingRound, User, u
 from app.models.rounds import ROUND_METHODS
 from app.services.rounds import RoundConfig, model_versions, round_steps
 from app.services.schedules import list_schedules
-from app.services.watch import AGREEMENT_DROP_FLAG, reward_agreement
+from app.services.watch import AGREEMENT_DROP_FLAG, head_to_head, reward_agreement
 from app.web.charts import Chart, render_chart
 
 # The hyperparameters the queue form offers (the rest keep RoundConfig's defaults).
@@ -57,6 +57,7 @@ def rounds_context(session: Session, *, user: User) -> dict[str, Any]:
         "duration": duration,
         "methods": ROUND_METHODS,
         "fields": form_defaults(),
+        "head_to_head_help": RoundConfig.model_fields["head_to_head"].description,
         "schedules": list_schedules(session),
     }
 
@@ -101,6 +102,7 @@ def round_context(session: Session, *, user: User, training_round: TrainingRound
         "parent_names": parent_names,
         "gate": by_name["gate"].metrics if "gate" in by_name else {},
         "watch": reward_agreement(session, round_id=training_round.id),
+        "head_to_head": head_to_head(session, round_id=training_round.id),
         "drop_flag": AGREEMENT_DROP_FLAG,
         "live": training_round.status in ("queued", "running"),
     }

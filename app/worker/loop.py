@@ -93,7 +93,7 @@ def run_worker(
             status = work_once(factory, worker_id)
         except DBAPIError as exc:  # the database restarted or is away: wait, then reconnect
             log.warning(
-                "database unavailable (%s); retrying in %.0fs", type(exc.orig).__name__, poll
+                "database unavailable (%s); retrying in %gs", type(exc.orig).__name__, poll
             )
             stop.wait(poll)
             continue

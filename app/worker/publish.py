@@ -41,6 +41,12 @@ def _versions(session: Session, ctx: RoundContext) -> tuple[ModelVersion, ModelV
     return rm, policy
 
 
+def _version_of(label: str, policy: ModelVersion, ctx: RoundContext) -> int | None:
+    """The new policy's id for its responses; a head-to-head's others are the current policy's
+    (None when that is the base model, which has no version row)."""
+    return policy.id if label == policy.name else ctx.outputs["policy"]["parent_id"]
+
+
 def _comparisons(
     session: Session,
     ctx: RoundContext,
@@ -57,8 +63,8 @@ def _comparisons(
         if prompt is None or prompt.campaign_id != campaign.id:
             continue  # the prompt was deleted since the snapshot
         responses = [
-            Response(prompt_id=prompt.id, text=r.text, model_label=policy.name,
-                     model_version_id=policy.id)
+            Response(prompt_id=prompt.id, text=r.text, model_label=r.model_version,
+                     model_version_id=_version_of(r.model_version, policy, ctx))
             for r in record.responses
         ]  # fmt: skip
         scored += zip(responses, record_scores, strict=True)

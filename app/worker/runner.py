@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -43,7 +44,19 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def _no_accelerator_devices() -> bool:
+    """True on a Linux host with no GPU device node: NVIDIA, AMD (kfd) or WSL2's (dxg)."""
+    if sys.platform != "linux":
+        return False
+    dev = Path("/dev")
+    return not any(dev.glob("nvidia[0-9]*")) and not any((dev / n).exists() for n in ("kfd", "dxg"))
+
+
+@functools.cache
 def _gpu_count() -> int:
+    # A CPU host answers without importing torch: seconds and ~300 MB the worker never needs.
+    if _no_accelerator_devices():
+        return 0
     try:
         import torch
     except ImportError:  # the worker's host has no training stack: the subprocess will say so
@@ -68,6 +81,14 @@ def _reason(log: Path, code: int) -> str:
     return f"trainer exited with code {code}: {last}"[:500]
 
 
+def _exited(proc: subprocess.Popen[bytes], *, within: float) -> bool:
+    try:
+        proc.wait(timeout=within)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
 def run_trainer(
     args: list[str], *, log: Path, lost: threading.Event, cancel_check: float = 1.0
 ) -> float:
@@ -88,12 +109,11 @@ def run_trainer(
             trainer_command(args), stdout=out, stderr=subprocess.STDOUT, env=env,
             cwd=str(REPO_ROOT), preexec_fn=_die_with_parent,
         )  # fmt: skip
-        while proc.poll() is None:
+        while not _exited(proc, within=cancel_check):  # returns as soon as the trainer ends
             if lost.is_set():
                 proc.kill()
                 proc.wait()
                 raise LeaseLost("the round's lease was lost; its trainer step was stopped")
-            time.sleep(cancel_check)
     if proc.returncode != 0:
         raise StepFailed(_reason(log, proc.returncode))
     return time.perf_counter() - started

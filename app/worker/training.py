@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import get_settings
+from app.models import ModelVersion
 from app.services.rounds import latest_model
 from app.worker.pipeline import RoundContext, StepResult
 from app.worker.runner import StepFailed, run_trainer
@@ -80,7 +81,7 @@ def reward(ctx: RoundContext) -> StepResult:
     seconds = _run(ctx, "reward", [
         "reward", "--model", start["from"], "--out", str(out), "--data", str(data / "train.jsonl"),
         *evaluation, *(["--epochs", str(cfg.reward_epochs)] if cfg.reward_epochs else []),
-        "--lr", str(cfg.reward_lr),
+        "--lr", str(cfg.reward_lr), "--max-length", str(cfg.reward_max_length),
         *(["--batch-size", str(cfg.reward_batch_size)] if cfg.reward_batch_size else []),
         "--seed", str(cfg.seed),
     ])  # fmt: skip
@@ -165,6 +166,7 @@ def gate(ctx: RoundContext) -> StepResult:
         "--current", ctx.outputs["policy"]["from"], "--prompts", str(data / "heldout_prompts.jsonl"),
         "--reward-model", ctx.outputs["reward"]["path"], "--unsafe", str(data / "unsafe.jsonl"),
         "--out", str(out), "--max-new-tokens", str(cfg.max_new_tokens), "--seed", str(cfg.seed),
+        "--max-prompts", str(cfg.gate_prompts),
     ])  # fmt: skip
     measured = json.loads((out / "metrics.json").read_text())
     reasons = _gate_reasons(measured, ctx)
@@ -181,22 +183,68 @@ def policy_name(ctx: RoundContext) -> str:
     return f"round-{ctx.round_id}-{ctx.method}-policy"
 
 
+def current_policy_label(ctx: RoundContext) -> str:
+    """The label on the current policy's responses: its model-version name, or the base's."""
+    parent_id = ctx.outputs["policy"]["parent_id"]
+    if parent_id is not None:
+        with ctx.factory() as session:
+            found = session.get(ModelVersion, parent_id)
+            if found is not None:
+                return found.name
+    return f"base:{Path(ctx.outputs['policy']['from']).name}"
+
+
+def _generate(
+    ctx: RoundContext, out: Path, model: str, label: str, stem: str, seed: int
+) -> float:
+    """K scored responses per generation prompt from `model`, into `{stem}.jsonl` and scores."""
+    cfg = ctx.config
+    return _run(ctx, "generate", [
+        "generate-scored", "--model", model, "--reward-model", ctx.outputs["reward"]["path"],
+        "--prompts", str(ctx.path("snapshot") / "generate_prompts.jsonl"),
+        "--out", str(out / f"{stem}.jsonl"), "--scores-out", str(out / f"{stem}_scores.jsonl"),
+        "--k", str(cfg.responses_per_prompt), "--max-new-tokens", str(cfg.max_new_tokens),
+        "--seed", str(seed), "--model-version", label,
+    ])  # fmt: skip
+
+
+def _jsonl(path: Path) -> list[Any]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _side_by_side(out: Path, stems: list[str]) -> int:
+    """One comparison per prompt holding every policy's responses (and their scores); how many."""
+    records = [_jsonl(out / f"{stem}.jsonl") for stem in stems]
+    scores = [_jsonl(out / f"{stem}_scores.jsonl") for stem in stems]
+    merged, merged_scores = [], []
+    for rows, row_scores in zip(zip(*records, strict=True), zip(*scores, strict=True), strict=True):
+        if len({r["external_id"] for r in rows}) != 1:
+            raise StepFailed(f"the policies' generations are out of step at {rows[0]['external_id']}")
+        merged.append({**rows[0], "responses": [resp for r in rows for resp in r["responses"]]})
+        merged_scores.append([s for ss in row_scores for s in ss])
+    (out / "responses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in merged))
+    (out / "scores.jsonl").write_text("".join(json.dumps(s) + "\n" for s in merged_scores))
+    return len(merged)
+
+
 def generate(ctx: RoundContext) -> StepResult:
-    """K responses per campaign prompt (fewest comparisons first), scored by the reward model."""
+    """K responses per campaign prompt (fewest comparisons first) scored by the reward model;
+    with `head_to_head`, the current policy's K beside them in the same comparison."""
     if not ctx.outputs["gate"]["passed"]:
         return StepResult({"reason": "the gate kept the policy back"}, skipped=True)
-    cfg = ctx.config
-    out, _ = _start(ctx, "generate", {"policy": ctx.outputs["policy"]["path"]})
-    seconds = _run(ctx, "generate", [
-        "generate-scored", "--model", ctx.outputs["policy"]["path"],
-        "--reward-model", ctx.outputs["reward"]["path"], "--scores-out", str(out / "scores.jsonl"),
-        "--prompts", str(ctx.path("snapshot") / "generate_prompts.jsonl"),
-        "--out", str(out / "responses.jsonl"), "--k", str(cfg.responses_per_prompt),
-        "--max-new-tokens", str(cfg.max_new_tokens), "--seed", str(cfg.seed),
-        "--model-version", policy_name(ctx),
-    ])  # fmt: skip
+    cfg, trained = ctx.config, ctx.outputs["policy"]
+    out, _ = _start(ctx, "generate", {"policy": trained["path"]})
+    seconds = _generate(ctx, out, trained["path"], policy_name(ctx), "new", cfg.seed)
+    stems, current = ["new"], None
+    if cfg.head_to_head:
+        current = current_policy_label(ctx)
+        # Its own draws: with one seed, a policy that barely moved would repeat the new one's
+        # responses word for word, and physicians would rank duplicates.
+        seconds += _generate(ctx, out, trained["from"], current, "current", cfg.seed + 1)
+        stems.append("current")
+    prompts = _side_by_side(out, stems)
     final = _place(ctx, "generate")
-    lines = (final / "responses.jsonl").read_text().splitlines()
-    return StepResult({"path": str(final / "responses.jsonl"), "prompts": len(lines),
+    return StepResult({"path": str(final / "responses.jsonl"), "prompts": prompts,
                        "scores": str(final / "scores.jsonl"), "trainer_seconds": seconds,
-                       "k": cfg.responses_per_prompt})  # fmt: skip
+                       "k": cfg.responses_per_prompt, "head_to_head": cfg.head_to_head,
+                       "current": current})  # fmt: skip

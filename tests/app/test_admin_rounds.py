@@ -161,3 +161,23 @@ def test_model_versions_show_their_lineage(client: TestClient, db: Session) -> N
     html = client.get("/admin/models", headers=HTML).text
     row = html.split("<td>round-2-reward</td>")[1].split("</tr>")[0]
     assert "<td>round-1-reward</td>" in row and "held-out accuracy" in html
+
+
+def test_a_one_epoch_chart_shows_its_lone_value_mid_axis() -> None:
+    from app.web.charts import (
+        BOTTOM,
+        LEFT,
+        LINE_HEIGHT,
+        LINE_WIDTH,
+        RIGHT,
+        TOP,
+        Chart,
+        render_chart,
+    )
+
+    svg = str(render_chart(Chart("Reward model accuracy per epoch", "epoch", {"held-out": [(1.0, 0.53)]})))
+    dot = re.search(r'<circle class="series s0" cx="([\d.]+)" cy="([\d.]+)"', svg)
+    assert dot is not None and "held-out 0.53" in svg  # a lone point draws no line: the dot shows it
+    plot_w, plot_h = LINE_WIDTH - LEFT - RIGHT, LINE_HEIGHT - TOP - BOTTOM
+    assert float(dot[1]) == pytest.approx(LEFT + plot_w / 2, abs=0.1)
+    assert float(dot[2]) == pytest.approx(TOP + plot_h / 2, abs=0.1)

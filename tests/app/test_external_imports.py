@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import ImportRejected, NotFound
-from app.models import Comparison, Judgment, Prompt, User
+from app.models import Campaign, Comparison, Judgment, Prompt, User
 from app.security import verify_password
 from app.services.agreement import pair_agreement
 from app.services.external_imports import import_finegrained, import_hh_rlhf
@@ -177,9 +177,11 @@ def test_cli_imports_a_slice_then_reports_the_reimport(
     args = ["import-external", str(HH), "--format", "hh-rlhf", "--campaign", "hh", "--limit", "25"]
     refused = run(args, url=pg_url)
     assert refused.returncode == 2 and "add --create" in refused.stderr
-    first = run([*args, "--create"], url=pg_url)
+    first = run([*args, "--create", "--priority", "3"], url=pg_url)
     assert first.returncode == 0, first.stderr
     assert "imported 25 comparisons with 25 judgments by ext-hh-rlhf into 'hh'" in first.stdout
+    with Session(committed_engine) as session:  # type: ignore[arg-type]
+        assert session.scalar(select(Campaign.priority).where(Campaign.name == "hh")) == 3  # raters' order
     again = run([*args, "--limit", "30"], url=pg_url)
     assert "imported 5 comparisons" in again.stdout and "25 already imported" in again.stdout
     bad = tmp_path / "bad.json"

@@ -40,6 +40,7 @@ def test_an_admin_queues_schedules_pauses_and_cancels_in_the_browser(
     page.goto(live_server + "/admin/rounds")
     page.select_option("#queue select[name=method]", "ppo")
     page.fill("#queue input[name=policy_steps]", "5")
+    page.check("#queue input[name=head_to_head]")  # the current policy's answers beside the new one's
     page.click("#queue button[type=submit]")
     page.wait_for_url("**/admin/rounds/*")
     assert "queued" in page.inner_text("h1")
@@ -47,7 +48,7 @@ def test_an_admin_queues_schedules_pauses_and_cancels_in_the_browser(
         queued = session.scalar(select(TrainingRound))
         assert (queued.campaign_id, queued.method, queued.config) == (campaign_id, "ppo", {
             "policy_steps": 5, "kl_coef": 0.05, "responses_per_prompt": 2,
-            "generate_prompts": 50})
+            "generate_prompts": 50, "head_to_head": True})
 
     page.goto(live_server + "/admin/rounds")
     page.fill("#schedules input[name=cron]", "0 2 * * *")

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import worker_environment
 
 
 @pytest.fixture
 def worker_env(pg_url: str, tmp_path: Path, tiny_policy_dir: Path, tiny_bert_dir: Path) -> dict[str, str]:
     """The environment of a worker process: the test database, tiny models, short leases."""
-    return {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "PREFLOOP_ENV": "test",
-        "PREFLOOP_DATABASE_URL": pg_url,
-        "PREFLOOP_MODEL_DIR": str(tmp_path / "artifacts"),
-        "PREFLOOP_POLICY_MODEL": str(tiny_policy_dir),
-        "PREFLOOP_REWARD_MODEL": str(tiny_bert_dir),
-        "PREFLOOP_WORKER_LEASE_SECONDS": "6",
-        "PREFLOOP_WORKER_POLL_SECONDS": "0.5",
-        # One thread per process: the shared CPUs are oversubscribed otherwise.
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
+    return worker_environment(pg_url, tmp_path / "artifacts", tiny_policy_dir, tiny_bert_dir)
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,7 @@ from app.models import (
     RoundStep,
     TrainingRound,
 )
+from app.services.rounds import RoundConfig
 from app.services.schedules import create_schedule
 from tests.factories import (
     BAD,
@@ -36,11 +37,15 @@ from tests.web import HTML, csrf_of, form_of, login
 HX = {"HX-Request": "true"}
 
 
-def _prefer(html: str) -> str:
-    """A simulated physician: the response saying GOOD more (and BAD less) is better."""
+def _prefer(html: str) -> dict[str, str]:
+    """A simulated physician: the response saying GOOD more (and BAD less) is better; a pair
+    on the scale, more responses ranked 1 (best) to K without ties."""
     shown = [part.split("</article>")[0] for part in html.split('<article class="response card"')[1:]]
-    a, b = ((p.count(GOOD) - p.count(BAD)) for p in shown)
-    return "-2" if a >= b else "2"
+    merit = [p.count(GOOD) - p.count(BAD) for p in shown]
+    if len(shown) == 2:
+        return {"scale": "-2" if merit[0] >= merit[1] else "2"}
+    order = sorted(range(len(shown)), key=lambda i: -merit[i])
+    return {f"rank-{i}": str(order.index(i) + 1) for i in range(len(shown))}
 
 
 def rate_everything(client: TestClient) -> int:
@@ -48,10 +53,14 @@ def rate_everything(client: TestClient) -> int:
     done, html = 0, client.get("/rate", headers=HTML).text
     while "assignment_id" in html:
         response = client.post("/rate/submit", headers=HX,
-                               data={**form_of(html), "scale": _prefer(html), "time_spent_ms": "900"})
+                               data={**form_of(html), **_prefer(html), "time_spent_ms": "900"})
         assert response.status_code == 200, response.text
         done, html = done + 1, response.text
     return done
+
+
+def second_policy_id(session: Session, round_id: int) -> int:
+    return session.scalar(select(ModelVersion.id).where(ModelVersion.round_id == round_id, ModelVersion.kind == "policy"))
 
 
 def _run_worker(env, tmp_path: Path) -> None:
@@ -99,9 +108,10 @@ def test_raters_judge_a_worker_publishes_raters_see_it_and_round_two_learns_from
         first_snapshot = first.snapshot_judgment_id
 
     # The new policy's responses come first in a rater's "Next"; raters judge them, and the
-    # every-N schedule (created now, so it counts only these) queues round 2.
+    # every-N schedule (created now, so it counts only these) queues round 2, a head-to-head.
     with Session(committed_engine) as session, session.begin():
-        create_schedule(session, campaign_id=campaign_id, every_n_judgments=new, config=CONFIG)
+        create_schedule(session, campaign_id=campaign_id, every_n_judgments=new,
+                        config={**CONFIG, "head_to_head": True})
     offered = int(form_of(clients[1].get("/rate", headers=HTML).text)["assignment_id"])
     with Session(committed_engine) as session:
         comparison = session.get_one(Assignment, offered).comparison
@@ -122,3 +132,18 @@ def test_raters_judge_a_worker_publishes_raters_see_it_and_round_two_learns_from
         firsts = {v.kind: v.id for v in session.scalars(
             select(ModelVersion).where(ModelVersion.round_id == first.id))}
         assert parents == firsts  # lineage: round 2 starts from round 1's models
+        # Head-to-head: each new comparison shows K responses of round 2's policy beside K of
+        # the policy it was trained from (round 1's, the campaign's current one).
+        k, new_policy = RoundConfig().responses_per_prompt, second_policy_id(session, second.id)
+        texts: dict[int | None, list[str]] = {new_policy: [], parents["policy"]: []}
+        for comparison in session.scalars(select(Comparison).where(Comparison.round_id == second.id)):
+            versions = sorted(item.response.model_version_id for item in comparison.items)
+            assert versions == sorted([parents["policy"]] * k + [new_policy] * k)
+            for item in comparison.items:
+                texts[item.response.model_version_id].append(item.response.text)
+        assert sorted(texts[new_policy]) != sorted(texts[parents["policy"]])  # drawn apart, not copies
+
+    # Physicians judge the head-to-head; the round page says how often they preferred the new policy.
+    assert sum(rate_everything(c) for c in clients) == new
+    page = admin.get(f"/admin/rounds/{second.id}", headers=HTML).text
+    assert "Head-to-head" in page and f"of {new * k * k} pairs against the current policy" in page

@@ -65,4 +65,5 @@ def test_a_learned_verdict_passes_and_a_missing_one_is_unknown(
     result = training.reward(_ctx(committed_engine, tmp_path))
     assert result.metrics["learned"] == "unknown" and (tmp_path / "reward").is_dir()
     assert "--epochs" not in calls[0]  # the trainer sizes the budget from the data
+    assert calls[0][calls[0].index("--max-length") + 1] == "512"  # RoundConfig's default
     assert "no 'learned' verdict" in (tmp_path / "logs" / "reward.log").read_text()

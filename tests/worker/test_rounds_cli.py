@@ -26,3 +26,12 @@ def test_queue_a_demo_round_from_the_command_line(committed_engine: Engine) -> N
     assert f"{queued.id}\tqueued" in listed.output
     typo = CliRunner().invoke(cli, ["rounds", "queue", "--campaign", name, "--set", "stepz=3"])
     assert typo.exit_code != 0 and "stepz" in str(typo.exception)
+
+
+def test_queue_a_head_to_head_round_from_the_command_line(committed_engine: Engine) -> None:
+    with Session(committed_engine) as session, session.begin():
+        name = make_campaign(session).name
+    result = CliRunner().invoke(cli, ["rounds", "queue", "--campaign", name, "--head-to-head"])
+    assert result.exit_code == 0, result.output
+    with Session(committed_engine) as session:
+        assert session.scalar(select(TrainingRound)).config == {"head_to_head": True}

@@ -13,40 +13,25 @@ from sqlalchemy.orm import Session
 
 from app.config import get_settings
 from app.db import get_sessionmaker
-from app.models import Comparison, ModelVersion, RoundStep, TrainingRound, utcnow
+from app.models import Comparison, ModelVersion, TrainingRound, utcnow
 from app.services.rounds import queue_round
 from app.worker.loop import work_once
-from tests.factories import CONFIG, make_campaign, make_judgment, make_raters, seed_comparisons
-from tests.support import start_worker
-
-
-def _judged_campaign(session: Session) -> int:
-    """A campaign whose seeded comparisons are all judged (GOOD preferred)."""
-    campaign = make_campaign(session, overlap=1)
-    seed_comparisons(session, campaign)
-    rater = make_raters(session, 1)[0]
-    for comparison in session.scalars(select(Comparison).where(Comparison.campaign_id == campaign.id)):
-        texts = [item.response.text for item in comparison.items]
-        make_judgment(session, comparison, rater, ranks=[0, 1] if "doctor" in texts[0] else [1, 0])
-    return campaign.id
-
-
-def _step(session: Session, round_id: int, name: str) -> RoundStep:
-    return session.scalar(select(RoundStep).where(RoundStep.round_id == round_id, RoundStep.name == name))
+from tests.factories import CONFIG, make_campaign
+from tests.support import judged_campaign, round_step, start_worker
 
 
 def test_a_worker_killed_mid_round_is_taken_over_and_nothing_is_registered_twice(
     committed_engine: Engine, worker_env: dict[str, str], tmp_path: Path
 ) -> None:
     with Session(committed_engine) as session, session.begin():
-        round_id = queue_round(session, campaign_id=_judged_campaign(session), config=CONFIG).id
+        round_id = queue_round(session, campaign_id=judged_campaign(session), config=CONFIG).id
     first = start_worker(worker_env, tmp_path / "a.log", name="worker-a")
     deadline = time.monotonic() + 400
     while time.monotonic() < deadline:  # kill it once its policy trainer is running
         with Session(committed_engine) as session:
-            policy = _step(session, round_id, "policy")
+            policy = round_step(session, round_id, "policy")
             if policy is not None and policy.status == "running":
-                reward_done = _step(session, round_id, "reward").finished_at
+                reward_done = round_step(session, round_id, "reward").finished_at
                 break
         assert first.poll() is None, (tmp_path / "a.log").read_text()[-3000:]
         time.sleep(0.5)
@@ -65,7 +50,7 @@ def test_a_worker_killed_mid_round_is_taken_over_and_nothing_is_registered_twice
     with Session(committed_engine) as session:
         done = session.get_one(TrainingRound, round_id)
         assert (done.status, done.worker_id, done.attempts) == ("succeeded", "worker-b", 2), done.error
-        assert _step(session, round_id, "reward").finished_at == reward_done  # resumed, not rerun
+        assert round_step(session, round_id, "reward").finished_at == reward_done  # resumed, not rerun
         versions = session.scalars(select(ModelVersion).where(ModelVersion.round_id == round_id)).all()
         assert sorted(v.kind for v in versions) == ["policy", "reward"]
         assert all(Path(v.path, "config.json").is_file() for v in versions)
@@ -81,7 +66,7 @@ def test_a_failing_trainer_fails_its_round_with_the_reason_and_the_next_round_st
     monkeypatch.setenv("PREFLOOP_REWARD_MODEL", str(tmp_path / "no-such-model"))
     get_settings.cache_clear()
     with Session(committed_engine) as session, session.begin():
-        broken = queue_round(session, campaign_id=_judged_campaign(session), config=CONFIG).id
+        broken = queue_round(session, campaign_id=judged_campaign(session), config=CONFIG).id
         empty = queue_round(session, campaign_id=make_campaign(session).id).id
     try:
         assert work_once(get_sessionmaker(), "w") == "failed"
@@ -91,9 +76,9 @@ def test_a_failing_trainer_fails_its_round_with_the_reason_and_the_next_round_st
     with Session(committed_engine) as session:
         failed = session.get_one(TrainingRound, broken)
         assert failed.status == "failed" and "trainer exited with code 1" in (failed.error or "")
-        step = _step(session, broken, "reward")
+        step = round_step(session, broken, "reward")
         assert step.status == "failed" and "no-such-model" in step.log_tail
-        assert [_step(session, broken, n).status for n in ("snapshot", "policy", "publish")] == [
+        assert [round_step(session, broken, n).status for n in ("snapshot", "policy", "publish")] == [
             "succeeded", "skipped", "skipped"]
         nothing = session.get_one(TrainingRound, empty)
         assert nothing.status == "failed" and "no judgments" in (nothing.error or "")
