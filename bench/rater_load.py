@@ -376,6 +376,22 @@ def server_cpu(pid: int) -> float:
     return _proc_cpu(pid) + sum(_proc_cpu(child) for child in _children(pid))
 
 
+def start_profilers(folder: Path | None, server_pid: int, level: int,
+                    duration: float) -> list[subprocess.Popen[bytes]]:
+    """py-spy (a dev dependency) sampling each server worker for the level, as collapsed stacks."""
+    if folder is None:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return [
+        subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(int(duration)),
+                          "--rate", "200", "--format", "raw", "--nonblocking",
+                          "--output", str(folder / f"C{level}-{pid}.txt")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for pid in _children(server_pid) or [server_pid]
+    ]
+
+
 def backend_cpu(conn: psycopg.Connection, database: str) -> dict[int, float]:
     """CPU seconds of each PostgreSQL backend serving `database` (this monitor excluded)."""
     rows = conn.execute(
@@ -427,7 +443,10 @@ def start_server(url: str, workers: int, port: int, stats_dir: Path, log: Path) 
     """`prefloop serve --workers W` on a loopback port, counting its statements."""
     env = {
         **os.environ,
-        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'bench' / 'statement_counter'}",
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), str(ROOT / "bench" / "statement_counter"),
+             *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        ),
         "PREFLOOP_DATABASE_URL": url,
         "PREFLOOP_ENV": "development",
         "PREFLOOP_SECRET_KEY": uuid.uuid4().hex * 2,
@@ -477,13 +496,18 @@ async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: 
         stats = Stats()
         cpu0, pg0, (st0, cm0) = server_cpu(server_pid), backend_cpu(monitor, database), \
             statement_totals(stats_dir)
+        client0 = time.process_time()
         t0 = time.perf_counter()
         deadline = t0 + args.duration
+        profilers = start_profilers(args.profile, server_pid, c, args.duration)
         tasks = [asyncio.create_task(rate_until(r, port, deadline, stats, rng)) for r in group]
         done, pending = await asyncio.wait(tasks, timeout=args.duration + 90)
         for task in pending:
             task.cancel()
         wall = time.perf_counter() - t0
+        client_cpu = time.process_time() - client0
+        for profiler in profilers:
+            profiler.wait()
         time.sleep(0.6)  # the statement counters are written every 0.25 s
         cpu1, pg1, (st1, cm1) = server_cpu(server_pid), backend_cpu(monitor, database), \
             statement_totals(stats_dir)
@@ -497,6 +521,7 @@ async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: 
             "wall_s": wall, "errors_5xx": failures,
             "server_cpu_ms_per_judgment": 1000 * (cpu1 - cpu0) / max(judged, 1),
             "pg_cpu_ms_per_judgment": 1000 * pg_cpu / max(judged, 1),
+            "client_cpu_ms_per_judgment": 1000 * client_cpu / max(judged, 1),
             "statements_per_judgment": (st1 - st0) / max(judged, 1),
             "commits_per_judgment": (cm1 - cm0) / max(judged, 1),
             "submit_p50_ms": _pct(stats.latency.get("submit", []), .5),
@@ -506,7 +531,8 @@ async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: 
         results.append(row)
         print(f"C={c:<4} ({len(group)} raters) {row['judgments_per_s']:7.1f} judgments/s  5xx/conn errors {failures}  "
               f"server CPU {row['server_cpu_ms_per_judgment']:.1f} ms/j  PostgreSQL CPU "
-              f"{row['pg_cpu_ms_per_judgment']:.1f} ms/j  statements "
+              f"{row['pg_cpu_ms_per_judgment']:.1f} ms/j  client CPU "
+              f"{row['client_cpu_ms_per_judgment']:.1f} ms/j  statements "
               f"{row['statements_per_judgment']:.1f}/j (+{row['commits_per_judgment']:.1f} commits)"
               f"  ({judged} judgments, {wall:.1f} s)")
         print(summarise(stats.latency, stats.statuses))
@@ -557,6 +583,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database.")
+    parser.add_argument("--profile", type=Path,
+                        help="Sample the server workers with py-spy into this folder, per level.")
     args = parser.parse_args()
 
     name = f"prefloop_bench_i13_{uuid.uuid4().hex[:8]}"

@@ -110,16 +110,18 @@ def current_user(request: Request, session: SessionDep) -> User | None:
 
 
 CurrentUser = Annotated[User | None, Depends(current_user)]
+# The raters' checks only look at the loaded user: async, so FastAPI runs them on the event loop
+# instead of sending each to a worker thread (a thread hop per dependency on every judgment).
 
 
-def require_user(user: CurrentUser) -> User:
+async def require_user(user: CurrentUser) -> User:
     """The logged-in user, or Unauthorized (pages redirect to the login)."""
     if user is None:
         raise Unauthorized("Please log in.")
     return user
 
 
-def require_rater(user: Annotated[User, Depends(require_user)]) -> User:
+async def require_rater(user: Annotated[User, Depends(require_user)]) -> User:
     """A user who may rate."""
     if user.role not in RATER_ROLES:
         raise Forbidden("Your account may not rate.")

@@ -32,10 +32,11 @@ def _workspace(
     request: Request, session: Session, rater: User, skipped: Assignment | None = None
 ) -> Response:
     assignment = next_assignment(session, rater=rater)
-    # Commit the claim (and the judgment before it) now: no row lock is held while the page is
-    # built and rendered. What follows only reads (and may store a missing rendering).
-    session.commit()
     context = rate_context(session, rater=rater, assignment=assignment)
+    # Commit the claim (and the judgment before it) with the page's one read, before rendering:
+    # no row lock is held while the page renders, and the read does not need a second
+    # transaction (its own connection checkout, BEGIN and COMMIT).
+    session.commit()
     if skipped is not None and not context["done"]:
         context["skipped"] = skip_notice(skipped)
     return render(request, "rate/page.html", context, block="workspace")
