@@ -112,7 +112,10 @@ async def get_session() -> AsyncIterator[Session]:
         finally:
             # Shielded: a client that disconnects must not leave the connection checked out.
             with anyio.CancelScope(shield=True):
-                await run_in_threadpool(_finish, session, ok)
+                if session.in_transaction():
+                    await run_in_threadpool(_finish, session, ok)
+                else:  # committed by the route already: closing sends nothing, no thread needed
+                    session.close()
 
 
 # "function" scope: the transaction commits *before* the response is sent, so whatever a user

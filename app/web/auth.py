@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import bindparam, select
 
 from app.config import get_settings
 from app.db import SessionDep
@@ -97,13 +98,17 @@ async def verify_csrf(request: Request) -> None:
         raise Forbidden("This form has expired. Reload the page and try again.", code="csrf")
 
 
+_USER = select(User).where(User.id == bindparam("user_id"))
+
+
 def current_user(request: Request, session: SessionDep) -> User | None:
     """The logged-in, active user whose sessions were not ended since this cookie, or None."""
     web = read_session(request)
     request.state.web_session = web
     if web.user_id is None:
         return None
-    user = session.get(User, web.user_id)  # the one query: the version comes with the row
+    # The one query (the version comes with the row), built once: Session.get builds its own.
+    user = session.scalar(_USER, {"user_id": web.user_id})
     if user is None or not user.active or user.session_version != web.version:
         return None
     return user
