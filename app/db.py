@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -14,6 +15,7 @@ import anyio
 from fastapi import Depends, FastAPI
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -48,9 +50,32 @@ def build_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 30) -> 
         return engine
     # Requests hold at most `pool_size` connections (see _gate); the overflow is for the CLI,
     # health checks and anything else that opens a session outside a request.
-    return create_engine(
-        url, pool_pre_ping=True, pool_size=pool_size, max_overflow=5, pool_timeout=pool_timeout
+    engine = create_engine(
+        url, pool_size=pool_size, max_overflow=5, pool_timeout=pool_timeout
     )
+    event.listen(engine, "checkin", _checked_in)
+    event.listen(engine, "checkout", partial(_ping_if_idle, engine.dialect))
+    return engine
+
+
+# A connection that sat in the pool longer than this is pinged before use (a database restart
+# while it sat is then a fresh connection, not an error). Under load connections come back within
+# milliseconds, and pinging each checkout (pool_pre_ping) was a round trip on every request.
+PING_AFTER_IDLE_S = 1.0
+
+
+def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in"] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Any, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    if time.monotonic() - record.info.get("checked_in", float("-inf")) < PING_AFTER_IDLE_S:
+        return
+    try:
+        dialect.do_ping(dbapi_connection)
+    except dialect.loaded_dbapi.Error as exc:
+        # The pool discards this connection and checks out (or opens) another.
+        raise DisconnectionError(str(exc)) from exc
 
 
 @lru_cache

@@ -79,16 +79,22 @@ def logged_in_session(user: User) -> WebSession:
     return WebSession(user.id, secrets.token_urlsafe(32), user.session_version)
 
 
+def request_session(request: Request) -> WebSession:
+    """The request's session, read from the cookie once (checking its signature is not free)."""
+    web: WebSession | None = getattr(request.state, "web_session", None)
+    if web is None:
+        web = request.state.web_session = read_session(request)
+    return web
+
+
 def csrf_token(request: Request) -> str:
     """The CSRF token to embed in this request's forms and htmx headers."""
-    web: WebSession = getattr(request.state, "web_session", None) or read_session(request)
-    request.state.web_session = web
-    return web.csrf
+    return request_session(request).csrf
 
 
 async def verify_csrf(request: Request) -> None:
     """Refuse a state-changing request whose token does not match the cookie's."""
-    web = read_session(request)
+    web = request_session(request)
     sent = request.headers.get(CSRF_HEADER)
     if sent is None:
         form = await request.form()  # cached by Starlette: the route reads it again for free
@@ -103,8 +109,7 @@ _USER = select(User).where(User.id == bindparam("user_id"))
 
 def current_user(request: Request, session: SessionDep) -> User | None:
     """The logged-in, active user whose sessions were not ended since this cookie, or None."""
-    web = read_session(request)
-    request.state.web_session = web
+    web = request_session(request)
     if web.user_id is None:
         return None
     # The one query (the version comes with the row), built once: Session.get builds its own.
