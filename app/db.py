@@ -13,10 +13,10 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends, FastAPI
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Insert, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from app.config import get_settings
@@ -148,6 +148,22 @@ async def get_session() -> AsyncIterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 # For streamed responses that keep reading while they send: the session lives until the end.
 StreamingSessionDep = Annotated[Session, Depends(get_session, scope="request")]
+
+
+M = TypeVar("M")
+
+
+def inserted(session: Session, stmt: Insert, values: dict[str, Any], model: type[M]) -> M | None:
+    """Run a one-row INSERT that returns every column of `model`'s table; the row as a clean,
+    persistent object (no unit-of-work flush, no second query), or None when nothing was
+    inserted (ON CONFLICT DO NOTHING). For the hot path, where a flush cost more than its SQL."""
+    row = session.execute(stmt, values).one_or_none()
+    if row is None:
+        return None
+    instance = model(**row._mapping)
+    make_transient_to_detached(instance)  # as if loaded by a query: nothing left to flush
+    session.add(instance)
+    return instance
 
 
 @contextmanager

@@ -16,10 +16,20 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, func, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from app.config import get_settings
+from app.db import inserted
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import (
     Assignment,
@@ -181,16 +191,19 @@ def _place(
         return existing
     order = list(response_ids)
     rng.shuffle(order)
-    assignment = Assignment(
-        comparison_id=comparison_id,
-        rater_id=rater.id,
-        state="leased",
-        display_order=order,
-        lease_expires_at=now + lease,
-    )
-    session.add(assignment)
-    session.flush()
-    return assignment
+    values = {
+        "comparison_id": comparison_id,
+        "rater_id": rater.id,
+        "state": "leased",
+        "display_order": order,
+        "lease_expires_at": now + lease,
+    }
+    placed = inserted(session, _INSERT_ASSIGNMENT, values, Assignment)
+    assert placed is not None  # a plain INSERT: a conflict is an error, not None
+    return placed
+
+
+_INSERT_ASSIGNMENT = insert(Assignment.__table__).returning(*Assignment.__table__.c)
 
 
 def _claim_in_order(

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.db import inserted
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import Assignment, Campaign, Comparison, Judgment, User, utcnow
 from app.models.rating import MAX_RATIONALE
@@ -189,7 +190,7 @@ _LOCK_OWN = (
     .execution_options(populate_existing=True)
 )
 _INSERT_FIRST = {
-    dialect: insert(Judgment).on_conflict_do_nothing().returning(Judgment)
+    dialect: insert(Judgment.__table__).on_conflict_do_nothing().returning(*Judgment.__table__.c)
     for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
 }
 _MARK_SUBMITTED = (
@@ -215,7 +216,7 @@ def _insert_first(session: Session, values: dict[str, Any]) -> Judgment | None:
     ON CONFLICT DO NOTHING instead of a savepoint around the insert: one statement, not three.
     """
     stmt = _INSERT_FIRST[session.get_bind().dialect.name]
-    return session.scalars(stmt, [values]).one_or_none()
+    return inserted(session, stmt, values, Judgment)
 
 
 def _mark_submitted(session: Session, assignment: Assignment, now: datetime) -> None:
