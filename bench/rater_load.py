@@ -31,8 +31,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import psycopg
@@ -44,6 +46,7 @@ ADMIN_URL = os.environ.get(
     "PREFLOOP_TEST_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 PASSWORD = "bench-password-long-enough"
+T = TypeVar("T")
 TEXTS = 200  # distinct response texts, reused round-robin (rendering cost is per text anyway)
 VOCAB = ["patient", "reports", "chest", "pain", "exertion", "dyspnoea", "history", "hypertension", "diabetes", "aspirin", "troponin", "ECG", "refer", "urgently", "consider", "statin", "dose", "monitor", "renal", "function", "potassium", "follow", "up", "weeks", "symptoms", "worsen", "emergency", "department", "advise", "lifestyle", "smoking", "cessation", "weight", "blood", "pressure", "target", "guideline", "recommends", "evidence", "risk", "benefit", "discuss", "shared", "decision"]
 
@@ -439,13 +442,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(url: str, workers: int, port: int, stats_dir: Path, log: Path) -> subprocess.Popen[bytes]:
-    """`prefloop serve --workers W` on a loopback port, counting its statements."""
+def start_server(url: str, workers: int, port: int, stats_dir: Path, log: Path,
+                 server_path: str) -> subprocess.Popen[bytes]:
+    """`prefloop serve --workers W` on a loopback port, counting its statements.
+
+    `server_path`: more PYTHONPATH entries for the server (by default the client's own).
+    """
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
             [str(ROOT), str(ROOT / "bench" / "statement_counter"),
-             *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+             *filter(None, server_path.split(os.pathsep))]
         ),
         "PREFLOOP_DATABASE_URL": url,
         "PREFLOOP_ENV": "development",
@@ -571,6 +578,16 @@ def check_integrity(url: str, acked: list[tuple[int, str]], overlap: int) -> dic
             "judgments_in_database": total}
 
 
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """The client's event loop: uvloop where installed (the client's CPU is the server's loss)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    print("client on uvloop")
+    return uvloop.run(main)
+
+
 def main() -> None:
     """Parse the arguments, build the database, serve, drive, check, clean up."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -583,6 +600,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database.")
+    parser.add_argument("--server-path", help="PYTHONPATH entries for the server only (default:"
+                        " the client's); '' runs the server without the client's extra packages.")
     parser.add_argument("--profile", type=Path,
                         help="Sample the server workers with py-spy into this folder, per level.")
     args = parser.parse_args()
@@ -601,9 +620,12 @@ def main() -> None:
         print(f"database {name}: {args.comparisons} comparisons, overlap {args.overlap}, "
               f"built in {time.perf_counter() - t0:.1f} s")
         port = free_port()
-        process = start_server(url, args.workers, port, stats_dir, stats_dir / "server.log")
+        server_path = os.environ.get("PYTHONPATH", "") if args.server_path is None \
+            else args.server_path
+        process = start_server(url, args.workers, port, stats_dir, stats_dir / "server.log",
+                               server_path)
         print(f"prefloop serve --workers {args.workers} on 127.0.0.1:{port}")
-        results, everything = asyncio.run(run_levels(args, port, process.pid, url, stats_dir))
+        results, everything = run(run_levels(args, port, process.pid, url, stats_dir))
         integrity = check_integrity(url, everything.acked, args.overlap)
         print("integrity:", json.dumps(integrity))
         if everything.errors:
