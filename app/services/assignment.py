@@ -107,12 +107,11 @@ def _active_campaigns(session: Session, rater: User, now: datetime) -> list[_Cam
     return [(row[0], row[1], row[2], row[3]) for row in rows]
 
 
-def _claim_statement(*, excluding: bool) -> Select[tuple[int, int, int, int | None]]:
+def _claim_statement() -> Select[tuple[int, int, int, int | None]]:
     """The claim: lock the first open comparison of one kind that the rater has not done.
 
     One statement returns (comparison id, prompt id, a response id, the rater's own expired
     assignment on it or None) per item, in position order: the locked id comes from a subquery.
-    With `excluding`, comparisons in the expanding parameter `tried` are passed over.
     """
     own = select(Assignment.id).where(
         Assignment.comparison_id == Comparison.id, Assignment.rater_id == bindparam("rater_id")
@@ -134,8 +133,6 @@ def _claim_statement(*, excluding: bool) -> Select[tuple[int, int, int, int | No
         # key (a judgment or assignment being inserted elsewhere) are not skipped.
         .with_for_update(skip_locked=True, key_share=True)
     )
-    if excluding:
-        pick = pick.where(Comparison.id.not_in(bindparam("tried", expanding=True)))
     own_expired = (
         own.where(Assignment.state.not_in(_FINISHED)).correlate(Comparison).scalar_subquery()
     )
@@ -147,18 +144,15 @@ def _claim_statement(*, excluding: bool) -> Select[tuple[int, int, int, int | No
     )
 
 
-_CLAIM = _claim_statement(excluding=False)
-_CLAIM_EXCLUDING = _claim_statement(excluding=True)  # after a claim lost a race (rare)
+_CLAIM = _claim_statement()
 
 
 def _claim(
-    session: Session, rater: User, campaign_id: int, gold: bool, tried: list[int]
+    session: Session, rater: User, campaign_id: int, gold: bool
 ) -> tuple[int, int, list[int], int | None] | None:
     """Lock the first open comparison of this kind that the rater has not done (see above)."""
-    params: dict[str, object] = {"rater_id": rater.id, "campaign_id": campaign_id, "gold": gold}
-    if tried:
-        params["tried"] = tried
-    rows = session.execute(_CLAIM_EXCLUDING if tried else _CLAIM, params).all()
+    params = {"rater_id": rater.id, "campaign_id": campaign_id, "gold": gold}
+    rows = session.execute(_CLAIM, params).all()
     if not rows:
         return None
     return rows[0][0], rows[0][1], [row[2] for row in rows], rows[0][3]
@@ -211,7 +205,6 @@ def _claim_in_order(
     rater: User,
     campaigns: list[_CampaignRow],
     draw: float,
-    tried: list[int],
 ) -> tuple[tuple[int, int, list[int], int | None], int | None] | None:
     for campaign_id, gold_rate, _lease, minutes in campaigns:
         # One draw per claim: gold is preferred when the draw falls under the campaign's gold
@@ -219,7 +212,7 @@ def _claim_in_order(
         wants_gold = gold_rate > draw
         _lock_for_sqlite(session, campaign_id)
         for gold in (wants_gold, not wants_gold):
-            claimed = _claim(session, rater, campaign_id, gold, tried)
+            claimed = _claim(session, rater, campaign_id, gold)
             if claimed is not None:
                 return claimed, minutes
     return None
@@ -244,9 +237,8 @@ def next_assignment(
     if current:
         return session.get_one(Assignment, min(current))
     draw = rng.random()
-    tried: list[int] = []
     for attempt in range(CLAIM_RETRIES):
-        claimed = _claim_in_order(session, rater, campaigns, draw, tried)
+        claimed = _claim_in_order(session, rater, campaigns, draw)
         if claimed is not None:
             held = timedelta(minutes=claimed[1]) if claimed[1] else lease  # the campaign's own
             return _place(session, rater, claimed[0], now, held, rng)
