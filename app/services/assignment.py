@@ -15,11 +15,13 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Select,
+    Table,
     bindparam,
     func,
     insert,
@@ -107,7 +109,7 @@ def _active_campaigns(session: Session, rater: User, now: datetime) -> list[_Cam
     return [(row[0], row[1], row[2], row[3]) for row in rows]
 
 
-def _claim_statement() -> Select[tuple[int, int, int, int | None]]:
+def _claim_statement() -> Select[int, int, int, int | None]:
     """The claim: lock the first open comparison of one kind that the rater has not done.
 
     One statement returns (comparison id, prompt id, a response id, the rater's own expired
@@ -197,7 +199,8 @@ def _place(
     return placed
 
 
-_INSERT_ASSIGNMENT = insert(Assignment.__table__).returning(*Assignment.__table__.c)
+_ASSIGNMENTS = cast(Table, Assignment.__table__)
+_INSERT_ASSIGNMENT = insert(_ASSIGNMENTS).returning(*_ASSIGNMENTS.c)
 
 
 def _claim_in_order(

@@ -6,9 +6,9 @@ import re
 import string
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import Table, bindparam, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -189,13 +189,15 @@ _LOCK_OWN = (
     .with_for_update(of=Assignment)
     .execution_options(populate_existing=True)
 )
+_JUDGMENTS = cast(Table, Judgment.__table__)
+_ASSIGNMENTS = cast(Table, Assignment.__table__)
 _INSERT_FIRST = {
-    dialect: insert(Judgment.__table__).on_conflict_do_nothing().returning(*Judgment.__table__.c)
+    dialect: insert(_JUDGMENTS).on_conflict_do_nothing().returning(*_JUDGMENTS.c)
     for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
 }
 _MARK_SUBMITTED = (
-    update(Assignment.__table__)
-    .where(Assignment.__table__.c.id == bindparam("assignment_id"))
+    update(_ASSIGNMENTS)
+    .where(_ASSIGNMENTS.c.id == bindparam("assignment_id"))
     .values(state="submitted", completed_at=bindparam("now"))
 )
 
