@@ -10,7 +10,7 @@ from app.models.campaigns import (
     Prompt,
     Response,
 )
-from app.models.rating import Assignment, Judgment
+from app.models.rating import Assignment, Judgment, RaterTally
 from app.models.review import SafetyReview
 from app.models.rounds import ModelVersion, RoundStep, Schedule, TrainingRound
 from app.models.users import ApiToken, Invite, LoginThrottle, User
@@ -28,6 +28,7 @@ __all__ = [
     "Judgment",
     "LoginThrottle",
     "ModelVersion",
+    "RaterTally",
     "Prompt",
     "Response",
     "RoundStep",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import cast
 
 from sqlalchemy import (
@@ -39,7 +39,7 @@ from app.models import (
     CampaignTally,
     Comparison,
     ComparisonItem,
-    Judgment,
+    RaterTally,
     User,
     utcnow,
 )
@@ -322,34 +322,32 @@ class Progress:
 
 
 def progress_columns(
-    *, rater_id: int | BindParameter[int], campaign_id: int | ColumnElement[int] | QueryableAttribute[int],
-    midnight: datetime | BindParameter[datetime],
+    *,
+    rater_id: int | BindParameter[int],
+    campaign_id: int | ColumnElement[int] | QueryableAttribute[int],
+    today: date | BindParameter[date],
 ) -> tuple[ColumnElement[int], ColumnElement[int], ColumnElement[int]]:
     """Scalar subqueries for (done today, done in the campaign, the campaign's open places).
 
-    The first two count the rater's own first judgments (bounded by their own work, through
-    the index on judgments' rater and time); the third sums the campaign's kept tally.
+    All three sum kept tallies (the rater's first judgments per campaign and UTC day, and the
+    campaign's shards): bounded by the days and campaigns, never by the number of judgments.
     """
-    mine = select(func.count(Judgment.id)).where(
-        Judgment.rater_id == rater_id, Judgment.revision == 0
+    mine = select(func.coalesce(func.sum(RaterTally.judged), 0)).where(
+        RaterTally.rater_id == rater_id
     )
-    today = mine.where(Judgment.created_at >= midnight).scalar_subquery()
-    in_campaign = (
-        mine.join(Comparison, Comparison.id == Judgment.comparison_id)
-        .where(Comparison.campaign_id == campaign_id)
-        .scalar_subquery()
-    )
+    done_today = mine.where(RaterTally.day == today).scalar_subquery()
+    in_campaign = mine.where(RaterTally.campaign_id == campaign_id).scalar_subquery()
     open_places = (
         select(func.coalesce(func.sum(CampaignTally.open_places), 0))
         .where(CampaignTally.campaign_id == campaign_id)
         .scalar_subquery()
     )
-    return today, in_campaign, open_places
+    return done_today, in_campaign, open_places
 
 
-def utc_midnight(now: datetime) -> datetime:
-    """The start of `now`'s UTC day: "today" in the progress line."""
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+def utc_day(now: datetime) -> date:
+    """`now`'s UTC date: "today" in the progress line."""
+    return now.astimezone(UTC).date()
 
 
 def progress(
@@ -368,6 +366,6 @@ def progress(
         )
         .exists()
     )
-    columns = progress_columns(rater_id=rater.id, campaign_id=campaign_id, midnight=utc_midnight(now))
+    columns = progress_columns(rater_id=rater.id, campaign_id=campaign_id, today=utc_day(now))
     today, in_campaign, open_places, held = session.execute(select(*columns, holding)).one()
     return Progress(today, in_campaign, max(open_places, 0) + int(bool(held)))

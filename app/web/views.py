@@ -18,7 +18,7 @@ from app.services.assignment import (
     Progress,
     get_own_assignment,
     progress_columns,
-    utc_midnight,
+    utc_day,
 )
 from app.services.judgments import letter
 from app.services.skips import can_undo
@@ -77,15 +77,13 @@ def _html(
 def _page_statement(*, with_progress: bool) -> Select[Any]:
     """Campaign, prompt, the shown responses (stored HTML) and maybe the rater's progress counts.
 
-    Built once per variant with bound parameters (comparison_id, shown, and rater_id and midnight
+    Built once per variant with bound parameters (comparison_id, shown, and rater_id and today
     for the progress): building and keying it per request cost more than running it.
     """
     extra: tuple[Any, ...] = ()
     if with_progress:
         extra = progress_columns(
-            rater_id=bindparam("rater_id"),
-            campaign_id=Campaign.id,
-            midnight=bindparam("midnight", type_=Judgment.__table__.c.created_at.type),
+            rater_id=bindparam("rater_id"), campaign_id=Campaign.id, today=bindparam("today")
         )
     return (
         select(
@@ -119,7 +117,7 @@ def _page_data(
     """Campaign, prompt, responses (stored HTML) and progress counts in one statement."""
     params: dict[str, Any] = {"comparison_id": comparison_id, "shown": list(shown)}
     if progress_of is not None:
-        params.update(rater_id=progress_of, midnight=utc_midnight(utcnow()))
+        params.update(rater_id=progress_of, today=utc_day(utcnow()))
     rows = session.execute(
         _PAGE if progress_of is None else _PAGE_WITH_PROGRESS, params
     ).all()
