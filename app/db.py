@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends, FastAPI
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Insert, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from app.config import get_settings
@@ -48,9 +50,32 @@ def build_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 30) -> 
         return engine
     # Requests hold at most `pool_size` connections (see _gate); the overflow is for the CLI,
     # health checks and anything else that opens a session outside a request.
-    return create_engine(
-        url, pool_pre_ping=True, pool_size=pool_size, max_overflow=5, pool_timeout=pool_timeout
+    engine = create_engine(
+        url, pool_size=pool_size, max_overflow=5, pool_timeout=pool_timeout
     )
+    event.listen(engine, "checkin", _checked_in)
+    event.listen(engine, "checkout", partial(_ping_if_idle, engine.dialect))
+    return engine
+
+
+# A connection that sat in the pool longer than this is pinged before use (a database restart
+# while it sat is then a fresh connection, not an error). Under load connections come back within
+# milliseconds, and pinging each checkout (pool_pre_ping) was a round trip on every request.
+PING_AFTER_IDLE_S = 1.0
+
+
+def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in"] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Any, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    if time.monotonic() - record.info.get("checked_in", float("-inf")) < PING_AFTER_IDLE_S:
+        return
+    try:
+        dialect.do_ping(dbapi_connection)
+    except dialect.loaded_dbapi.Error as exc:
+        # The pool discards this connection and checks out (or opens) another.
+        raise DisconnectionError(str(exc)) from exc
 
 
 @lru_cache
@@ -112,7 +137,10 @@ async def get_session() -> AsyncIterator[Session]:
         finally:
             # Shielded: a client that disconnects must not leave the connection checked out.
             with anyio.CancelScope(shield=True):
-                await run_in_threadpool(_finish, session, ok)
+                if session.in_transaction():
+                    await run_in_threadpool(_finish, session, ok)
+                else:  # committed by the route already: closing sends nothing, no thread needed
+                    session.close()
 
 
 # "function" scope: the transaction commits *before* the response is sent, so whatever a user
@@ -120,6 +148,22 @@ async def get_session() -> AsyncIterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 # For streamed responses that keep reading while they send: the session lives until the end.
 StreamingSessionDep = Annotated[Session, Depends(get_session, scope="request")]
+
+
+M = TypeVar("M")
+
+
+def inserted(session: Session, stmt: Insert, values: dict[str, Any], model: type[M]) -> M | None:
+    """Run a one-row INSERT that returns every column of `model`'s table; the row as a clean,
+    persistent object (no unit-of-work flush, no second query), or None when nothing was
+    inserted (ON CONFLICT DO NOTHING). For the hot path, where a flush cost more than its SQL."""
+    row = session.execute(stmt, values).one_or_none()
+    if row is None:
+        return None
+    instance = model(**row._mapping)
+    make_transient_to_detached(instance)  # as if loaded by a query: nothing left to flush
+    session.add(instance)
+    return instance
 
 
 @contextmanager

@@ -35,7 +35,8 @@ async def _app_error_handler(request: Request, exc: Exception) -> Response:
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:
     # The database restarting or unreachable: a clear 503 (the transaction rolled back, so nothing
-    # was stored), never a 500. pool_pre_ping reconnects once it is back; no server restart.
+    # was stored), never a 500. The pool replaces dead connections (app.db pings idle ones and
+    # drops the rest on a disconnect error) once it is back; no server restart.
     unavailable = Unavailable(
         "The database is not answering; nothing was saved. Try again in a few seconds.",
         retry_after=2,

@@ -31,8 +31,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import psycopg
@@ -44,6 +46,7 @@ ADMIN_URL = os.environ.get(
     "PREFLOOP_TEST_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 PASSWORD = "bench-password-long-enough"
+T = TypeVar("T")
 TEXTS = 200  # distinct response texts, reused round-robin (rendering cost is per text anyway)
 VOCAB = ["patient", "reports", "chest", "pain", "exertion", "dyspnoea", "history", "hypertension", "diabetes", "aspirin", "troponin", "ECG", "refer", "urgently", "consider", "statin", "dose", "monitor", "renal", "function", "potassium", "follow", "up", "weeks", "symptoms", "worsen", "emergency", "department", "advise", "lifestyle", "smoking", "cessation", "weight", "blood", "pressure", "target", "guideline", "recommends", "evidence", "risk", "benefit", "discuss", "shared", "decision"]
 
@@ -376,6 +379,22 @@ def server_cpu(pid: int) -> float:
     return _proc_cpu(pid) + sum(_proc_cpu(child) for child in _children(pid))
 
 
+def start_profilers(folder: Path | None, server_pid: int, level: int,
+                    duration: float) -> list[subprocess.Popen[bytes]]:
+    """py-spy (a dev dependency) sampling each server worker for the level, as collapsed stacks."""
+    if folder is None:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return [
+        subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(int(duration)),
+                          "--rate", "200", "--format", "raw", "--nonblocking",
+                          "--output", str(folder / f"C{level}-{pid}.txt")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for pid in _children(server_pid) or [server_pid]
+    ]
+
+
 def backend_cpu(conn: psycopg.Connection, database: str) -> dict[int, float]:
     """CPU seconds of each PostgreSQL backend serving `database` (this monitor excluded)."""
     rows = conn.execute(
@@ -423,11 +442,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(url: str, workers: int, port: int, stats_dir: Path, log: Path) -> subprocess.Popen[bytes]:
-    """`prefloop serve --workers W` on a loopback port, counting its statements."""
+def start_server(url: str, workers: int, port: int, stats_dir: Path, log: Path,
+                 server_path: str) -> subprocess.Popen[bytes]:
+    """`prefloop serve --workers W` on a loopback port, counting its statements.
+
+    `server_path`: more PYTHONPATH entries for the server (by default the client's own).
+    """
     env = {
         **os.environ,
-        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'bench' / 'statement_counter'}",
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), str(ROOT / "bench" / "statement_counter"),
+             *filter(None, server_path.split(os.pathsep))]
+        ),
         "PREFLOOP_DATABASE_URL": url,
         "PREFLOOP_ENV": "development",
         "PREFLOOP_SECRET_KEY": uuid.uuid4().hex * 2,
@@ -477,13 +503,18 @@ async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: 
         stats = Stats()
         cpu0, pg0, (st0, cm0) = server_cpu(server_pid), backend_cpu(monitor, database), \
             statement_totals(stats_dir)
+        client0 = time.process_time()
         t0 = time.perf_counter()
         deadline = t0 + args.duration
+        profilers = start_profilers(args.profile, server_pid, c, args.duration)
         tasks = [asyncio.create_task(rate_until(r, port, deadline, stats, rng)) for r in group]
         done, pending = await asyncio.wait(tasks, timeout=args.duration + 90)
         for task in pending:
             task.cancel()
         wall = time.perf_counter() - t0
+        client_cpu = time.process_time() - client0
+        for profiler in profilers:
+            profiler.wait()
         time.sleep(0.6)  # the statement counters are written every 0.25 s
         cpu1, pg1, (st1, cm1) = server_cpu(server_pid), backend_cpu(monitor, database), \
             statement_totals(stats_dir)
@@ -497,6 +528,7 @@ async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: 
             "wall_s": wall, "errors_5xx": failures,
             "server_cpu_ms_per_judgment": 1000 * (cpu1 - cpu0) / max(judged, 1),
             "pg_cpu_ms_per_judgment": 1000 * pg_cpu / max(judged, 1),
+            "client_cpu_ms_per_judgment": 1000 * client_cpu / max(judged, 1),
             "statements_per_judgment": (st1 - st0) / max(judged, 1),
             "commits_per_judgment": (cm1 - cm0) / max(judged, 1),
             "submit_p50_ms": _pct(stats.latency.get("submit", []), .5),
@@ -506,7 +538,8 @@ async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: 
         results.append(row)
         print(f"C={c:<4} ({len(group)} raters) {row['judgments_per_s']:7.1f} judgments/s  5xx/conn errors {failures}  "
               f"server CPU {row['server_cpu_ms_per_judgment']:.1f} ms/j  PostgreSQL CPU "
-              f"{row['pg_cpu_ms_per_judgment']:.1f} ms/j  statements "
+              f"{row['pg_cpu_ms_per_judgment']:.1f} ms/j  client CPU "
+              f"{row['client_cpu_ms_per_judgment']:.1f} ms/j  statements "
               f"{row['statements_per_judgment']:.1f}/j (+{row['commits_per_judgment']:.1f} commits)"
               f"  ({judged} judgments, {wall:.1f} s)")
         print(summarise(stats.latency, stats.statuses))
@@ -545,6 +578,16 @@ def check_integrity(url: str, acked: list[tuple[int, str]], overlap: int) -> dic
             "judgments_in_database": total}
 
 
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """The client's event loop: uvloop where installed (the client's CPU is the server's loss)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    print("client on uvloop")
+    return uvloop.run(main)
+
+
 def main() -> None:
     """Parse the arguments, build the database, serve, drive, check, clean up."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -557,6 +600,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database.")
+    parser.add_argument("--server-path", help="PYTHONPATH entries for the server only (default:"
+                        " the client's); '' runs the server without the client's extra packages.")
+    parser.add_argument("--profile", type=Path,
+                        help="Sample the server workers with py-spy into this folder, per level.")
     args = parser.parse_args()
 
     name = f"prefloop_bench_i13_{uuid.uuid4().hex[:8]}"
@@ -573,9 +620,12 @@ def main() -> None:
         print(f"database {name}: {args.comparisons} comparisons, overlap {args.overlap}, "
               f"built in {time.perf_counter() - t0:.1f} s")
         port = free_port()
-        process = start_server(url, args.workers, port, stats_dir, stats_dir / "server.log")
+        server_path = os.environ.get("PYTHONPATH", "") if args.server_path is None \
+            else args.server_path
+        process = start_server(url, args.workers, port, stats_dir, stats_dir / "server.log",
+                               server_path)
         print(f"prefloop serve --workers {args.workers} on 127.0.0.1:{port}")
-        results, everything = asyncio.run(run_levels(args, port, process.pid, url, stats_dir))
+        results, everything = run(run_levels(args, port, process.pid, url, stats_dir))
         integrity = check_integrity(url, everything.acked, args.overlap)
         print("integrity:", json.dumps(integrity))
         if everything.errors:

@@ -11,7 +11,7 @@ from app.models.campaigns import (
     Response,
 )
 from app.models.quality import QualityComparison, QualityProgress, QualityTally
-from app.models.rating import Assignment, Judgment
+from app.models.rating import Assignment, Judgment, RaterTally
 from app.models.review import SafetyReview
 from app.models.rounds import ModelVersion, RoundStep, Schedule, TrainingRound
 from app.models.users import ApiToken, Invite, LoginThrottle, User
@@ -33,6 +33,7 @@ __all__ = [
     "QualityComparison",
     "QualityProgress",
     "QualityTally",
+    "RaterTally",
     "Response",
     "RoundStep",
     "SafetyReview",

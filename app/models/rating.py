@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -106,7 +106,7 @@ class Assignment(CreatedAt, Base):
         return cls.state.in_(FINISHED_STATES)
 
     @classmethod
-    def is_live_lease(cls, now: datetime) -> ColumnElement[bool]:
+    def is_live_lease(cls, now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
         """SQL: a lease that still holds its place at `now` (leased, not yet past its expiry)."""
         return and_(cls.state == AssignmentState.LEASED, cls.lease_expires_at > now)
 
@@ -178,3 +178,23 @@ class Judgment(CreatedAt, Base):
         """SQL: the judgment is live: no correction supersedes it (said here only)."""
         later = aliased(cls)
         return ~exists().where(later.supersedes_id == cls.id)
+
+
+class RaterTally(Base):
+    """A rater's first judgments in a campaign on one UTC day, kept by triggers on judgments.
+
+    The progress line's "today" and "done in this campaign" are sums of these rows: bounded by
+    the days and campaigns a rater worked in, not by how many judgments they made.
+    """
+
+    __tablename__ = "rater_tallies"
+    __table_args__ = (Index("ix_rater_tallies_rater_id_day", "rater_id", "day"),)
+
+    rater_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(primary_key=True)  # of created_at, in UTC
+    judged: Mapped[int] = mapped_column(default=0)

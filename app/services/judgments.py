@@ -6,14 +6,16 @@ import re
 import string
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
+from app.db import inserted
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import Assignment, Campaign, Comparison, Judgment, User, utcnow
 from app.models.rating import MAX_NOT_RANKABLE_REASON, MAX_RATIONALE, AssignmentState
@@ -77,8 +79,8 @@ def _dense_ranks(shown: list[int], given: dict[int, int]) -> list[int]:
     return ranks
 
 
-def _check_flags(campaign: Campaign, shown: list[int], data: JudgmentInput) -> dict[str, Any]:
-    allowed = set(campaign.flags) & set(KNOWN_FLAGS)
+def _check_flags(offered: list[str], shown: list[int], data: JudgmentInput) -> dict[str, Any]:
+    allowed = set(offered) & set(KNOWN_FLAGS)
     out: dict[str, Any] = {}
     unsafe = []
     for index, flags in sorted(data.flags.items()):
@@ -109,13 +111,16 @@ def _read_to_end(shown: list[int], given: dict[int, bool]) -> list[bool] | None:
     return [given[i] for i in range(len(shown))]
 
 
-def _checked(campaign: Campaign, shown: list[int], data: JudgmentInput) -> dict[str, Any]:
-    """The judgment's columns, or a ValidationFailed naming the field; nothing is written."""
+def _checked(flags: list[str], shown: list[int], data: JudgmentInput) -> dict[str, Any]:
+    """The judgment's columns, or a ValidationFailed naming the field; nothing is written.
+
+    `flags` are the ones the campaign offers.
+    """
     if len(data.rationale) > MAX_RATIONALE:
         raise ValidationFailed(
             f"the rationale is limited to {MAX_RATIONALE} characters", field="rationale"
         )
-    flags = _check_flags(campaign, shown, data)
+    flagged = _check_flags(flags, shown, data)
     ranks: list[int] | None = None
     strength: int | None = None
     reason = data.not_rankable_reason.strip()
@@ -139,7 +144,7 @@ def _checked(campaign: Campaign, shown: list[int], data: JudgmentInput) -> dict[
         "strength": strength,
         "not_rankable": data.not_rankable,
         "not_rankable_reason": reason if data.not_rankable else None,
-        "flags": flags,
+        "flags": flagged,
         "rationale": data.rationale.strip(),
         "time_spent_ms": None if data.time_spent_ms is None else max(0, data.time_spent_ms),
         "idempotency_key": data.idempotency_key,
@@ -174,15 +179,33 @@ def _insert(session: Session, rater: User, judgment: Judgment) -> SubmitResult:
     return SubmitResult(judgment, replayed=False)
 
 
-def _lock_own(session: Session, rater: User, assignment_id: int) -> tuple[Assignment, Campaign]:
-    """The rater's assignment, locked, with its campaign, in one statement."""
+# Built once with bound parameters: building and keying these per submit cost more Python time
+# than running them.
+_LOCK_OWN = (
+    select(Assignment, Campaign.flags)
+    .join(Comparison, Comparison.id == Assignment.comparison_id)
+    .join(Campaign, Campaign.id == Comparison.campaign_id)
+    .where(Assignment.id == bindparam("assignment_id"), Assignment.rater_id == bindparam("rater_id"))
+    .with_for_update(of=Assignment)
+    .execution_options(populate_existing=True)
+)
+_JUDGMENTS = cast(Table, Judgment.__table__)
+_ASSIGNMENTS = cast(Table, Assignment.__table__)
+_INSERT_FIRST = {
+    dialect: insert(_JUDGMENTS).on_conflict_do_nothing().returning(*_JUDGMENTS.c)
+    for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+}
+_MARK_SUBMITTED = (
+    update(_ASSIGNMENTS)
+    .where(_ASSIGNMENTS.c.id == bindparam("assignment_id"))
+    .values(state=AssignmentState.SUBMITTED, completed_at=bindparam("now"))
+)
+
+
+def _lock_own(session: Session, rater: User, assignment_id: int) -> tuple[Assignment, list[str]]:
+    """The rater's assignment, locked, with its campaign's flags, in one statement."""
     row = session.execute(
-        select(Assignment, Campaign)
-        .join(Comparison, Comparison.id == Assignment.comparison_id)
-        .join(Campaign, Campaign.id == Comparison.campaign_id)
-        .where(Assignment.id == assignment_id, Assignment.rater_id == rater.id)
-        .with_for_update(of=Assignment)
-        .execution_options(populate_existing=True)
+        _LOCK_OWN, {"assignment_id": assignment_id, "rater_id": rater.id}
     ).one_or_none()
     if row is None:
         raise NotFound("this comparison is not assigned to you", field="assignment_id")
@@ -194,10 +217,15 @@ def _insert_first(session: Session, values: dict[str, Any]) -> Judgment | None:
 
     ON CONFLICT DO NOTHING instead of a savepoint around the insert: one statement, not three.
     """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(Judgment).values(**values).on_conflict_do_nothing().returning(Judgment)
-    return session.scalars(stmt).one_or_none()
+    stmt = _INSERT_FIRST[session.get_bind().dialect.name]
+    return inserted(session, stmt, values, Judgment)
+
+
+def _mark_submitted(session: Session, assignment: Assignment, now: datetime) -> None:
+    """One UPDATE (no unit-of-work flush); the loaded object is told, as the database now says."""
+    session.execute(_MARK_SUBMITTED, {"assignment_id": assignment.id, "now": now})
+    set_committed_value(assignment, "state", AssignmentState.SUBMITTED)
+    set_committed_value(assignment, "completed_at", now)
 
 
 def submit_judgment(
@@ -212,7 +240,7 @@ def submit_judgment(
     now = now or utcnow()
     _check_key(data.idempotency_key)
     # The lock makes a double submit wait for the first, then find the assignment submitted.
-    assignment, campaign = _lock_own(session, rater, assignment_id)
+    assignment, flags = _lock_own(session, rater, assignment_id)
     if assignment.state == AssignmentState.SKIPPED:
         raise Conflict("you skipped this comparison, so it can no longer be judged")
     if assignment.state == AssignmentState.SUBMITTED:
@@ -220,7 +248,7 @@ def submit_judgment(
         if previous is not None and previous.assignment_id == assignment.id:
             return SubmitResult(previous, replayed=True)
         raise Conflict("you already judged this comparison; correct it from your history")
-    values = _checked(campaign, assignment.display_order, data)
+    values = _checked(flags, assignment.display_order, data)
     judgment = _insert_first(
         session,
         {
@@ -234,9 +262,7 @@ def submit_judgment(
     )
     if judgment is None:
         raise Conflict("this form was already used for another comparison; reload the page")
-    assignment.state = AssignmentState.SUBMITTED
-    assignment.completed_at = now
-    session.flush()
+    _mark_submitted(session, assignment, now)
     return SubmitResult(judgment, replayed=False)
 
 
@@ -270,7 +296,7 @@ def correct_judgment(
     old = get_live_judgment(session, rater=rater, judgment_id=judgment_id)
     comparison = session.get_one(Comparison, old.comparison_id)
     campaign = session.get_one(Campaign, comparison.campaign_id)
-    values = _checked(campaign, old.shown_order, data)
+    values = _checked(campaign.flags, old.shown_order, data)
     judgment = Judgment(
         comparison_id=old.comparison_id,
         rater_id=rater.id,

@@ -10,7 +10,7 @@ from app.db import SessionDep
 from app.models import Assignment, User
 from app.services.assignment import next_assignment, skip_assignment
 from app.services.judgments import submit_judgment
-from app.web.auth import CsrfDep, PageId, RaterDep
+from app.web.auth import CookieDep, CsrfDep, PageId, RaterDep, rater_of
 from app.web.forms import integer, judgment_input, text
 from app.web.pages import FormDep
 from app.web.templating import is_htmx, render
@@ -32,24 +32,30 @@ def _workspace(
     request: Request, session: Session, rater: User, skipped: Assignment | None = None
 ) -> Response:
     assignment = next_assignment(session, rater=rater)
-    # Commit the claim (and the judgment before it) now: no row lock is held while the page is
-    # built and rendered. What follows only reads (and may store a missing rendering).
-    session.commit()
     context = rate_context(session, rater=rater, assignment=assignment)
+    # Commit the claim (and the judgment before it) with the page's one read, before rendering:
+    # no row lock is held while the page renders, and the read does not need a second
+    # transaction (its own connection checkout, BEGIN and COMMIT).
+    session.commit()
     if skipped is not None and not context["done"]:
         context["skipped"] = skip_notice(skipped)
     return render(request, "rate/page.html", context, block="workspace")
 
 
+# The two routes every judgment takes load the rater themselves (rater_of: RaterDep's checks) so
+# that the user, the judgment and the next page share one worker thread hop.
+
+
 @router.get("/rate")
-def rate(request: Request, session: SessionDep, rater: RaterDep) -> Response:
+def rate(request: Request, session: SessionDep, web: CookieDep) -> Response:
     """The current (or a newly claimed) comparison; a reload shows the same one."""
-    return _workspace(request, session, rater)
+    return _workspace(request, session, rater_of(session, web))
 
 
 @router.post("/rate/submit", dependencies=[CsrfDep])
-def submit(request: Request, session: SessionDep, rater: RaterDep, form: FormDep) -> Response:
+def submit(request: Request, session: SessionDep, web: CookieDep, form: FormDep) -> Response:
     """Record the judgment (once, whatever the retries) and show the next comparison."""
+    rater = rater_of(session, web)
     submit_judgment(
         session,
         rater=rater,

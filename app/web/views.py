@@ -8,13 +8,18 @@ from datetime import datetime
 from typing import Any
 
 from markupsafe import Markup
-from sqlalchemy import select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Assignment, Campaign, Comparison, Judgment, Prompt, Response, User, utcnow
 from app.models.rating import MAX_SKIP_NOTE, SKIP_REASONS, SkipReason
 from app.rendering import diff_offered_cached, diff_views_cached, render_markdown
-from app.services.assignment import Progress, get_own_assignment, progress_columns
+from app.services.assignment import (
+    Progress,
+    get_own_assignment,
+    progress_columns,
+    utc_day,
+)
 from app.services.judgments import letter
 from app.services.skips import can_undo
 from trainer.schema import STRENGTH_LEVELS
@@ -69,14 +74,18 @@ def _html(
     return Markup(html)  # noqa: S704 - sanitised by render_markdown before it was stored
 
 
-def _page_data(
-    session: Session, *, comparison_id: int, shown: list[int], progress_of: int | None
-) -> tuple[Campaign, dict[str, Any], Progress | None]:
-    """Campaign, prompt, responses (stored HTML) and progress counts in one statement."""
+def _page_statement(*, with_progress: bool) -> Select[Any]:
+    """Campaign, prompt, the shown responses (stored HTML) and maybe the rater's progress counts.
+
+    Built once per variant with bound parameters (comparison_id, shown, and rater_id and today
+    for the progress): building and keying it per request cost more than running it.
+    """
     extra: tuple[Any, ...] = ()
-    if progress_of is not None:
-        extra = progress_columns(rater_id=progress_of, campaign_id=Campaign.id, now=utcnow())
-    rows = session.execute(
+    if with_progress:
+        extra = progress_columns(
+            rater_id=bindparam("rater_id"), campaign_id=Campaign.id, today=bindparam("today")
+        )
+    return (
         select(
             Campaign,
             Prompt.id,
@@ -91,7 +100,26 @@ def _page_data(
         .join(Comparison, Comparison.campaign_id == Campaign.id)
         .join(Prompt, Prompt.id == Comparison.prompt_id)
         .join(Response, Response.prompt_id == Prompt.id)
-        .where(Comparison.id == comparison_id, Response.id.in_(shown))
+        .where(
+            Comparison.id == bindparam("comparison_id"),
+            Response.id.in_(bindparam("shown", expanding=True)),
+        )
+    )
+
+
+_PAGE = _page_statement(with_progress=False)
+_PAGE_WITH_PROGRESS = _page_statement(with_progress=True)
+
+
+def _page_data(
+    session: Session, *, comparison_id: int, shown: list[int], progress_of: int | None
+) -> tuple[Campaign, dict[str, Any], Progress | None]:
+    """Campaign, prompt, responses (stored HTML) and progress counts in one statement."""
+    params: dict[str, Any] = {"comparison_id": comparison_id, "shown": list(shown)}
+    if progress_of is not None:
+        params.update(rater_id=progress_of, today=utc_day(utcnow()))
+    rows = session.execute(
+        _PAGE if progress_of is None else _PAGE_WITH_PROGRESS, params
     ).all()
     by_id = {row[5]: row for row in rows}
     first = rows[0]

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from app.models import ModelVersion, RoundStep, TrainingRound
 from app.models.rounds import STEP_NAMES
 from app.services.rounds import queue_round
-from tests.app.test_auth import HTML, csrf_of, login
+from tests.web import HTML, csrf_of, login
 from tests.factories import (
     make_campaign,
     make_comparisons,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.worker import runner
-from tests.worker.conftest import REPO
+from tests.support import REPO
 
 
 def test_a_cpu_host_starts_plain_trainers_without_importing_torch_in_the_worker() -> None:
