@@ -139,7 +139,18 @@ def time_our_steps(train: Callable[[], dict[str, Any]], out_dir: Path) -> dict[s
     train()
     rows = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
     stats = step_stats([r["elapsed_s"] for r in rows], 0.0, [r["cpu_s"] for r in rows], 0.0, rows)
-    return {**stats, "reward_first": rows[0]["reward_mean"], "reward_last": rows[-1]["reward_mean"]}
+    lengths = [r["response_length"] for r in rows]
+    return {**stats, "reward_first": rows[0]["reward_mean"], "reward_last": rows[-1]["reward_mean"],
+            "response_length": sum(lengths) / len(lengths)}  # fmt: skip
+
+
+def trl_log_summary(trainer: Any) -> dict[str, float]:
+    """First and last reward and the mean response length (tokens) from a TRL trainer's log."""
+    history = trainer.state.log_history
+    rewards = [h["reward"] for h in history if "reward" in h]
+    lengths = [h["completions/mean_length"] for h in history if "completions/mean_length" in h]
+    return {"reward_first": rewards[0], "reward_last": rewards[-1],
+            "response_length": sum(lengths) / len(lengths)}  # fmt: skip
 
 
 def trl_step_timer() -> Any:
@@ -230,6 +241,9 @@ def report(title: str, results: dict[str, dict[str, Any]], baseline: str) -> Non
             mem = r["peak_rss_mb"] / base["peak_rss_mb"]
             print(f"{name} / {baseline}: time x{ratio:.2f}, CPU time x{cpu:.2f}, "
                   f"peak memory x{mem:.2f}")  # fmt: skip
+    for name, r in results.items():
+        # Equal work: each side's sampled responses, in tokens (generation stops at EOS).
+        print(f"{name}: mean response length {r.get('response_length', float('nan')):.1f} tokens")
     for name, r in results.items():
         print(f"{name}: over {r['repeats']} interleaved runs: s/step {r['all_sec_per_step']}, "
               f"CPU s/step {r['all_cpu_per_step']}, peak RSS MiB {r['all_peak_rss_mb']}, "

@@ -10,7 +10,8 @@ minibatches (steps_per_generation) - PPO without the value model and GAE. We con
 same work per rollout: `rows` sequences, `epochs * minibatches` optimizer steps, so its
 "seconds per step" below is per rollout (TRL's optimizer steps times epochs * minibatches).
 GRPO needs >= 2 samples per prompt (rows/2 prompts x 2); our PPO samples rows prompts x 1.
-Gradient checkpointing is set the same everywhere (off by default; TRL's own default is on).
+Gradient checkpointing is set the same everywhere (off by default; TRL's own default is on), and
+so is the precision: float32 (TRL's configs default to bf16=True: bf16 autocast on a CPU).
 Our RLOO is timed on the same rows (rows/4 prompts x k=4, one pass) to show what the value head,
 GAE and the extra epochs cost.
 """
@@ -65,7 +66,7 @@ def trl_grpo(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         steps_per_generation=args.minibatches, num_iterations=args.epochs,
         gradient_accumulation_steps=1, max_completion_length=args.new_tokens, temperature=1.0,
         top_p=1.0, top_k=0, beta=0.05, epsilon=0.2, logging_steps=1, save_strategy="no",
-        report_to="none", use_cpu=True, disable_dropout=True, seed=42,
+        report_to="none", use_cpu=True, disable_dropout=True, seed=42, bf16=False,
         gradient_checkpointing=args.gradient_checkpointing,
     )  # fmt: skip
     timer = rb.trl_step_timer()
@@ -73,10 +74,8 @@ def trl_grpo(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
                           train_dataset=data, callbacks=[timer])  # fmt: skip
     timer.attach(trainer)
     trainer.train()
-    rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
     # One rollout = per_rollout optimizer steps: timed and broken down per rollout.
-    return {**timer.stats(every=per_rollout), "reward_first": rewards[0],
-            "reward_last": rewards[-1]}  # fmt: skip
+    return {**timer.stats(every=per_rollout), **rb.trl_log_summary(trainer)}
 
 
 WORKERS = {"trl_grpo": trl_grpo, "ours_ppo": ours_ppo, "ours_rloo": ours_rloo}

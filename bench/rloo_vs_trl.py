@@ -7,6 +7,8 @@ Default model: the tiny 2-layer Llama the tests use (tests.tiny_models.build_tin
 Both sides: `prompts * k` sampled sequences per optimizer step (one generation per step, one pass
 over it), the chat template, temperature 1 / top-p 1 / top-k 0, beta 0.05 on the sequence KL,
 clip 0.2, the same vowel-count reward; ours with no missing-EOS penalty (TRL has none).
+Both in float32: TRL's configs default to bf16=True, which on a CPU means bf16 autocast (every
+matmul casts its weights) while ours trains in float32 off CUDA; the bench turns it off.
 Gradient checkpointing is set the same on both sides (off by default; TRL's own default is on).
 Each side runs in its own child process (peak RSS is its own) with --threads intra-op threads.
 """
@@ -46,7 +48,7 @@ def trl(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         gradient_accumulation_steps=1, steps_per_generation=1, num_iterations=1,
         max_completion_length=args.new_tokens, temperature=1.0, top_p=1.0, top_k=0, beta=0.05,
         epsilon=0.2, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
-        disable_dropout=True, seed=42, dataloader_num_workers=0,
+        disable_dropout=True, seed=42, dataloader_num_workers=0, bf16=False,
         gradient_checkpointing=args.gradient_checkpointing,
     )  # fmt: skip
     timer = rb.trl_step_timer()
@@ -54,8 +56,7 @@ def trl(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
                           train_dataset=data, callbacks=[timer])  # fmt: skip
     timer.attach(trainer)
     trainer.train()
-    rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
-    return {**timer.stats(), "reward_first": rewards[0], "reward_last": rewards[-1]}
+    return {**timer.stats(), **rb.trl_log_summary(trainer)}
 
 
 def main() -> int:
