@@ -432,11 +432,12 @@ def worker(
     """Claim and run training rounds (needs the `train` extra); one per GPU host."""
     import logging
 
+    from app.db import worker_sessionmaker
     from app.worker.loop import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     require_current_schema()
-    run_worker(get_sessionmaker(), worker_id=worker_id, until_idle=until_idle)
+    run_worker(worker_sessionmaker(), worker_id=worker_id, until_idle=until_idle)
 
 
 def _utc(value: datetime | None) -> datetime | None:

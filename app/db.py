@@ -42,8 +42,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def build_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 30) -> Engine:
-    """An engine for `url` with the per-dialect settings prefloop relies on."""
+def build_engine(
+    url: str, *, pool_size: int = 10, pool_timeout: float = 30, ping_after_idle_s: float = 1.0
+) -> Engine:
+    """An engine for `url` with the per-dialect settings prefloop relies on; a pooled connection
+    idle for `ping_after_idle_s` or longer is pinged before use (0: every checkout)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -54,22 +57,23 @@ def build_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 30) -> 
         url, pool_size=pool_size, max_overflow=5, pool_timeout=pool_timeout
     )
     event.listen(engine, "checkin", _checked_in)
-    event.listen(engine, "checkout", partial(_ping_if_idle, engine.dialect))
+    event.listen(engine, "checkout", partial(_ping_if_idle, engine.dialect, ping_after_idle_s))
     return engine
 
 
-# A connection that sat in the pool longer than this is pinged before use (a database restart
-# while it sat is then a fresh connection, not an error). Under load connections come back within
+# The web app pings a connection that sat in the pool a second or more (a database restart while
+# it sat is then a fresh connection, not an error): under load connections come back within
 # milliseconds, and pinging each checkout (pool_pre_ping) was a round trip on every request.
-PING_AFTER_IDLE_S = 1.0
 
 
 def _checked_in(_dbapi_connection: Any, record: Any) -> None:
     record.info["checked_in"] = time.monotonic()
 
 
-def _ping_if_idle(dialect: Any, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-    if time.monotonic() - record.info.get("checked_in", float("-inf")) < PING_AFTER_IDLE_S:
+def _ping_if_idle(
+    dialect: Any, after_s: float, dbapi_connection: Any, record: Any, _proxy: Any
+) -> None:
+    if after_s > 0 and time.monotonic() - record.info.get("checked_in", float("-inf")) < after_s:
         return
     try:
         dialect.do_ping(dbapi_connection)
@@ -93,6 +97,15 @@ def get_engine() -> Engine:
 def get_sessionmaker() -> sessionmaker[Session]:
     """The process-wide session factory."""
     return sessionmaker(bind=get_engine(), expire_on_commit=False)
+
+
+def worker_sessionmaker() -> sessionmaker[Session]:
+    """Sessions for a training worker: every checkout pinged, since a worker's few statements
+    are minutes apart and a restart between two of them must mean a fresh connection, whenever
+    the last one was used."""
+    settings = get_settings()
+    engine = build_engine(settings.database_url, pool_size=2, ping_after_idle_s=0)
+    return sessionmaker(bind=engine, expire_on_commit=False)
 
 
 _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
+import time
+
 from sqlalchemy import event, text
 
-from app import db
 from app.db import build_engine
 
 
@@ -16,15 +16,13 @@ def _terminate(pg_url: str, pid: int) -> None:
     other.dispose()
 
 
-def test_a_connection_killed_while_idle_in_the_pool_is_replaced_not_an_error(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    engine = build_engine(pg_url, pool_size=1)
+def test_a_connection_killed_while_idle_in_the_pool_is_replaced_not_an_error(pg_url: str) -> None:
+    engine = build_engine(pg_url, pool_size=1, ping_after_idle_s=0.2)
     try:
         with engine.connect() as conn:
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
         _terminate(pg_url, pid)  # as a database restart does to every pooled connection
-        monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)  # it has been idle long enough
+        time.sleep(0.3)  # it has now been idle long enough to be pinged
         with engine.connect() as conn:
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
     finally:

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 from app.models import ModelVersion, RoundStep, TrainingRound
 from app.models.rounds import STEP_NAMES
 from app.services.rounds import queue_round
-from tests.web import HTML, csrf_of, login
 from tests.factories import (
     make_campaign,
     make_comparisons,
@@ -18,6 +17,7 @@ from tests.factories import (
     make_token,
     make_user,
 )
+from tests.web import HTML, csrf_of, login
 
 
 def _admin(client: TestClient, db: Session) -> None:
