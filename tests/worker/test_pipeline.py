@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from app.db import get_sessionmaker, worker_sessionmaker
+from app.db import get_engine, get_sessionmaker, worker_sessionmaker
 from app.models import RoundStep, TrainingRound, utcnow
 from app.models.rounds import STEP_NAMES
 from app.services.rounds import cancel_round, queue_round
@@ -124,5 +124,8 @@ def test_the_worker_reconnects_when_the_database_drops_its_connections(committed
     calls: list[str] = []
     # The worker's own sessions (as `prefloop worker` makes them) ping on every checkout.
     assert work_once(worker_sessionmaker(), "w", _steps(calls, drop_every_connection)) == "succeeded"
-    committed_engine.dispose()  # the test's own pooled connections were ended too
+    # Every connection to the database ended, the app's pooled ones too (the engine may have
+    # been rebuilt since `committed_engine` was made): start the next test with fresh ones.
+    committed_engine.dispose()
+    get_engine().dispose()
     assert calls == list(STEP_NAMES) and _statuses(committed_engine, round_id) == ["succeeded"] * 6
