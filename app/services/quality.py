@@ -63,11 +63,6 @@ class Figure:
     n: int
 
     @classmethod
-    def mean(cls, values: list[float]) -> Figure:
-        """The mean of `values`, with its count."""
-        return cls(sum(values) / len(values) if values else None, len(values))
-
-    @classmethod
     def of(cls, tally: Mapping[str, float], key: str) -> Figure:
         """The mean kept as `key|s` (sum) over `key|n` (count)."""
         n = round(tally.get(f"{key}|n", 0))
