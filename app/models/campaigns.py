@@ -92,7 +92,7 @@ class Comparison(CreatedAt, Base):
             name="gold_has_answer",
         ),
         Index("ix_comparisons_campaign_priority", "campaign_id", "priority"),
-        # Claiming reads the first row of this index that the rater has not done: O(log N).
+        # Claiming reads the first rows of this index (see app.services.assignment): O(log N).
         # Its order is the claim's order (comparison priority, then closest to completion).
         Index(
             "ix_comparisons_open",
@@ -100,6 +100,17 @@ class Comparison(CreatedAt, Base):
             "is_gold",
             text("priority DESC"),
             "open_places",
+            "id",
+            postgresql_where=text("open_places > 0"),
+            sqlite_where=text("open_places > 0"),
+        ),
+        # The claim's fallback order, freshest first (app.services.assignment._FRESHEST).
+        Index(
+            "ix_comparisons_fresh",
+            "campaign_id",
+            "is_gold",
+            text("priority DESC"),
+            text("open_places DESC"),
             "id",
             postgresql_where=text("open_places > 0"),
             sqlite_where=text("open_places > 0"),

@@ -2,12 +2,13 @@
 
 Every comparison keeps its count of open places (`Comparison.open_places`: the campaign's overlap
 less the assignments holding a place), kept by database triggers in the writing transaction. A
-claim reads the first row of the partial index on comparisons with open places that the rater
-has not done, and locks it (FOR NO KEY UPDATE SKIP LOCKED on PostgreSQL, so concurrent claimers
-take different rows; the database write lock on SQLite). The lock re-checks `open_places > 0`
-on the row's latest version, so two raters can never both take the last place. The cost is
-O(log N) in the campaign's size, plus the rows the rater has done or others hold at that moment.
-"""
+claim reads the front of the partial index on comparisons with open places (priority, then
+closest to completion), takes the first there that the rater has not done, else the freshest
+open comparison they have not done, and locks it (FOR NO KEY UPDATE SKIP LOCKED on PostgreSQL,
+so concurrent claimers take different rows; the database write lock on SQLite). The lock
+re-checks `open_places > 0` on the row's latest version, so two raters can never both take the
+last place. The cost is O(log N) in the campaign's size and does not grow with the rater's
+history, until the campaign's last comparisons (no fresh one left) are the rater's own."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import QueryableAttribute, Session
+from sqlalchemy.orm import QueryableAttribute, Session, aliased
 
 from app.config import get_settings
 from app.db import inserted
@@ -106,39 +107,89 @@ def _active_campaigns(session: Session, rater: User, now: datetime) -> list[_Cam
     return [(row[0], row[1], row[2], row[3]) for row in rows]
 
 
+# The claim order: comparison priority, then closest to completion (fewest open places).
+_PREFERRED = (Comparison.priority.desc(), Comparison.open_places, Comparison.id)
+# The fallback takes the freshest (most open places) instead. A rater's own done comparisons
+# wait at the front of the claim order until others fill them, and when the rater works faster
+# than the others (alone, on a quiet night) skipping them one by one grew with the rater's
+# history: 43 ms of PostgreSQL CPU a judgment after 2,000 of them. They have fewer open places
+# than a fresh comparison, so in the fallback's order they come last.
+# How many comparisons at the front of the claim order a claim looks at before it falls back to
+# the freshest: more than the claims usually in flight at once, whose rows it skips as locked.
+CLAIM_WINDOW = 16
+
+
 def _claim_statement() -> Select[int, int, int, int | None]:
     """The claim: lock the first open comparison of one kind that the rater has not done.
 
-    One statement returns (comparison id, prompt id, a response id, the rater's own expired
-    assignment on it or None) per item, in position order: the locked id comes from a subquery.
+    The first of the claim order's CLAIM_WINDOW open comparisons that the rater has not done
+    and nobody is claiming, else the freshest such comparison anywhere: both read a few index
+    entries, whatever the campaign's size and the rater's history (the fallback is evaluated
+    only when the window had none). One statement returns (comparison id, prompt id, a
+    response id, the rater's own expired assignment on it or None) per item, in position order.
     """
-    own = select(Assignment.id).where(
-        Assignment.comparison_id == Comparison.id, Assignment.rater_id == bindparam("rater_id")
-    )
-    # The rater's own expired lease (released or not yet) does not exclude the comparison: it
-    # is renewed instead. A live one cannot be here: next_assignment returned it.
-    done = own.where(Assignment.is_done()).exists()
-    pick = (
-        select(Comparison.id)
-        .where(
-            Comparison.campaign_id == bindparam("campaign_id"),
-            Comparison.is_gold == bindparam("gold"),
-            Comparison.open_places > 0,
-            ~done,
+
+    def not_done_by_rater(comparison: type[Comparison]) -> ColumnElement[bool]:
+        # The rater's own expired lease (released or not yet) does not exclude the comparison:
+        # it is renewed instead. A live one cannot be here: next_assignment returned it.
+        return ~select(Assignment.id).where(
+            Assignment.comparison_id == comparison.id,
+            Assignment.rater_id == bindparam("rater_id"),
+            Assignment.is_done(),
+        ).exists()
+
+    def of_kind(comparison: type[Comparison]) -> tuple[ColumnElement[bool], ...]:
+        return (
+            comparison.campaign_id == bindparam("campaign_id"),
+            comparison.is_gold == bindparam("gold"),
+            comparison.open_places > 0,
         )
-        .order_by(Comparison.priority.desc(), Comparison.open_places, Comparison.id)
+
+    # NO KEY UPDATE: claimers exclude each other, but rows merely referenced by a foreign key
+    # (a judgment or assignment being inserted elsewhere) are not skipped. The lock re-checks
+    # `open_places > 0` on the row's latest version.
+    lock = {"skip_locked": True, "key_share": True}
+    front = (
+        select(Comparison.id, Comparison.priority, Comparison.open_places)
+        .where(*of_kind(Comparison))
+        .order_by(*_PREFERRED)
+        .limit(CLAIM_WINDOW)
+        .subquery("front")
+    )
+    near = aliased(Comparison, name="near")
+    # Joined in the window's order, so the first row that qualifies ends the scan.
+    in_front = (
+        select(near.id)
+        .join(front, front.c.id == near.id)
+        .where(near.open_places > 0, not_done_by_rater(near))
+        .order_by(front.c.priority.desc(), front.c.open_places, front.c.id)
         .limit(1)
-        # NO KEY UPDATE: claimers exclude each other, but rows merely referenced by a foreign
-        # key (a judgment or assignment being inserted elsewhere) are not skipped.
-        .with_for_update(skip_locked=True, key_share=True)
+        .with_for_update(of=near, **lock)
+        .scalar_subquery()
+    )
+    fresh = aliased(Comparison, name="fresh")
+    freshest = (
+        select(fresh.id)
+        .where(*of_kind(fresh), not_done_by_rater(fresh))
+        .order_by(fresh.priority.desc(), fresh.open_places.desc(), fresh.id)
+        .limit(1)
+        .with_for_update(of=fresh, **lock)
+        .scalar_subquery()
     )
     own_expired = (
-        own.where(~Assignment.is_done()).correlate(Comparison).scalar_subquery()
+        select(Assignment.id)
+        .where(
+            Assignment.comparison_id == Comparison.id,
+            Assignment.rater_id == bindparam("rater_id"),
+            ~Assignment.is_done(),
+        )
+        .correlate(Comparison)
+        .scalar_subquery()
     )
     return (
         select(Comparison.id, Comparison.prompt_id, ComparisonItem.response_id, own_expired)
         .join(ComparisonItem, ComparisonItem.comparison_id == Comparison.id)
-        .where(Comparison.id == pick.scalar_subquery())
+        .where(Comparison.id == func.coalesce(in_front, freshest))
         .order_by(ComparisonItem.position)
     )
 

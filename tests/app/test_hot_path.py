@@ -11,7 +11,7 @@ from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from app.services import assignment as assignment_service
-from app.services.assignment import next_assignment
+from app.services.assignment import CLAIM_WINDOW, next_assignment
 from tests.factories import make_campaign, make_comparisons, make_user
 from tests.web import HTML, HX, form_of, login
 
@@ -102,3 +102,31 @@ def test_claiming_reads_a_bounded_number_of_rows_among_twenty_thousand(db: Sessi
     plan = db.connection().exec_driver_sql(
         "EXPLAIN (ANALYZE, FORMAT JSON) " + claim, parameters).scalar()
     assert 0 < _rows_touched(plan[0]["Plan"]) < 200, plan
+
+
+def test_a_rater_alone_claims_in_bounded_rows_whatever_their_history(db: Session) -> None:
+    # Alone, a rater's done comparisons stay open (others have not filled them) and sit at the
+    # front of the claim order; the claim used to skip them one by one.
+    campaign = make_campaign(db, overlap=3)
+    _bulk_comparisons(db, campaign.id, 2_000)
+    rater, later = make_user(db), make_user(db)
+    history = 40 * CLAIM_WINDOW
+    db.execute(text(
+        "INSERT INTO assignments (comparison_id, rater_id, state, display_order,"
+        " lease_expires_at, completed_at, created_at)"
+        " SELECT id, :rater, 'submitted', '[0, 1]', now(), now(), now() FROM comparisons"
+        " WHERE campaign_id = :campaign ORDER BY id LIMIT :history"),
+        {"rater": rater.id, "campaign": campaign.id, "history": history})
+    db.execute(text("ANALYZE"))
+    with Statements(db.connection()) as statements:
+        assignment = next_assignment(db, rater=rater)
+    assert assignment is not None and assignment.comparison.open_places == 2  # a fresh one
+    [(claim, parameters)] = [s for s in statements.sent if "comparison_items" in s[0]]
+    plan = db.connection().exec_driver_sql(
+        "EXPLAIN (ANALYZE, FORMAT JSON) " + claim, parameters).scalar()
+    # A few rows for each comparison in the claim's window, none for the rater's history.
+    assert 0 < _rows_touched(plan[0]["Plan"]) < 8 * CLAIM_WINDOW < history, plan
+    # Another rater still gets the comparisons closest to completion first.
+    other = next_assignment(db, rater=later)
+    assert other is not None and other.comparison_id < assignment.comparison_id
+    assert other.comparison.open_places == 1
