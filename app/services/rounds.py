@@ -113,6 +113,12 @@ def round_config(raw: dict[str, Any]) -> RoundConfig:
         raise ValidationFailed(f"{field}: {first['msg']}", field=field) from exc
 
 
+def check_method(method: str) -> None:
+    """Refuse a policy method the worker does not run."""
+    if method not in ROUND_METHODS:
+        raise ValidationFailed(f"method must be one of {', '.join(ROUND_METHODS)}", field="method")
+
+
 def queue_round(
     session: Session,
     *,
@@ -124,8 +130,7 @@ def queue_round(
     schedule_id: int | None = None,
 ) -> TrainingRound:
     """A queued round; the worker that claims it fixes its data snapshot."""
-    if method not in ROUND_METHODS:
-        raise ValidationFailed(f"method must be one of {', '.join(ROUND_METHODS)}", field="method")
+    check_method(method)
     if campaign_id is not None:
         get_campaign(session, campaign_id=campaign_id)
     checked = round_config(dict(config or {}))

@@ -19,7 +19,7 @@ from app.models import Comparison, Judgment, Schedule, TrainingRound, utcnow
 from app.models.rounds import RoundMethod
 from app.services.audit import record_event
 from app.services.campaigns import get_campaign
-from app.services.rounds import queue_round, round_config
+from app.services.rounds import check_method, queue_round, round_config
 
 # A worker that was down for a long time fires a cron schedule once, not once per missed time.
 MAX_MISSED = 10_000
@@ -54,7 +54,8 @@ def create_schedule(
     if every_n_judgments is not None and every_n_judgments < 1:
         raise ValidationFailed("N must be at least 1", field="every_n_judgments")
     get_campaign(session, campaign_id=campaign_id)
-    round_config(dict(config or {}))  # refuse a bad config now, not when it fires
+    check_method(method)  # refuse a bad method or config now, not when it fires
+    round_config(dict(config or {}))
     schedule = Schedule(
         campaign_id=campaign_id,
         cron=cron,

@@ -161,3 +161,11 @@ def test_a_bad_cron_expression_is_refused(db: Session) -> None:
     with pytest.raises(ValidationFailed) as err:
         create_schedule(db, campaign_id=make_campaign(db).id, cron="every tuesday")
     assert err.value.field == "cron"
+
+
+def test_a_schedule_with_an_unknown_method_is_refused_when_made_not_when_it_fires(db: Session) -> None:
+    campaign = make_campaign(db)
+    with pytest.raises(ValidationFailed) as err:
+        create_schedule(db, campaign_id=campaign.id, every_n_judgments=5, method="grpo")
+    assert err.value.field == "method"
+    assert db.scalars(select(Schedule).where(Schedule.campaign_id == campaign.id)).all() == []
