@@ -101,6 +101,8 @@ def worker(args: argparse.Namespace) -> dict:
         res |= {"accuracy": m["eval_accuracy"], "loss": m["eval_loss"], "pairs": m["train_pairs_seen"]}
         res["sequences"], res["cpu_seconds"] = m["train_sequences_encoded"], m["train_cpu_seconds"]
         res["steps"], res["epochs"] = m["optimizer_steps"], m["epochs_run"]
+        # Per epoch: training loss and the trainer's own held-out figures (why it stopped where).
+        res["history"] = m["history"]
         # A whole run to a kept model also pays for the held-out passes of its early stopping
         # (with --ours-budget same, those passes score the bench's split: no training cost).
         res["run_seconds"] = m["train_seconds"] + default_budget * m["epoch_eval_seconds"]
