@@ -104,7 +104,7 @@ class Comparison(CreatedAt, Base):
             postgresql_where=text("open_places > 0"),
             sqlite_where=text("open_places > 0"),
         ),
-        # The claim's fallback order, freshest first (app.services.assignment._FRESHEST).
+        # The claim's fallback order, freshest first (app.services.assignment._claim_statement).
         Index(
             "ix_comparisons_fresh",
             "campaign_id",

@@ -109,11 +109,6 @@ def _active_campaigns(session: Session, rater: User, now: datetime) -> list[_Cam
 
 # The claim order: comparison priority, then closest to completion (fewest open places).
 _PREFERRED = (Comparison.priority.desc(), Comparison.open_places, Comparison.id)
-# The fallback takes the freshest (most open places) instead. A rater's own done comparisons
-# wait at the front of the claim order until others fill them, and when the rater works faster
-# than the others (alone, on a quiet night) skipping them one by one grew with the rater's
-# history: 43 ms of PostgreSQL CPU a judgment after 2,000 of them. They have fewer open places
-# than a fresh comparison, so in the fallback's order they come last.
 # How many comparisons at the front of the claim order a claim looks at before it falls back to
 # the freshest: more than the claims usually in flight at once, whose rows it skips as locked.
 CLAIM_WINDOW = 16
@@ -167,6 +162,11 @@ def _claim_statement() -> Select[int, int, int, int | None]:
         .with_for_update(of=near, **lock)
         .scalar_subquery()
     )
+    # The fallback takes the freshest (most open places). A rater's own done comparisons wait at
+    # the front of the claim order until others fill them, and when the rater works faster than
+    # the others (alone, on a quiet night) skipping them one by one grew with the rater's
+    # history: 43 ms of PostgreSQL CPU a judgment after 2,000 of them. They have fewer open
+    # places than a fresh comparison, so in this order they come last (ix_comparisons_fresh).
     fresh = aliased(Comparison, name="fresh")
     freshest = (
         select(fresh.id)
