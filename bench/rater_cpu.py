@@ -27,13 +27,13 @@ from urllib.parse import urlencode
 
 import psycopg
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from rater_load import ADMIN_URL, PASSWORD, backend_cpu, build_database  # noqa: E402
+from rater_load import PASSWORD, backend_cpu, build_database, scratch_database  # noqa: E402
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _FIELD = re.compile(r'name="(assignment_id|idempotency_key)" value="([^"]+)"')
@@ -126,6 +126,9 @@ async def drive(app: Any, raters: int, submits: int, blocks: int,
         pg = sum(v - pg0.get(p, 0.0) for p, v in backend_cpu(monitor, database).items())
         figures.append((1000 * cpu / block, 1000 * pg / block, 1000 * wall / block,
                         (sent[0] - sent0) / block))
+    # Block by block too: a cost that grows with the raters' history shows as a rising column.
+    for b, (cpu, pg, wall, _) in enumerate(figures, 1):
+        print(f"block {b}: server {cpu:6.2f}  PostgreSQL {pg:6.2f}  wall {wall:6.2f} ms/submit")
     for name, column in (("server CPU", 0), ("PostgreSQL CPU", 1), ("wall", 2)):
         values = sorted(f[column] for f in figures)
         print(f"{name:>15}: min {values[0]:6.2f}  median {values[len(values) // 2]:6.2f} ms/submit")
@@ -137,14 +140,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--submits", type=int, default=1000)
     parser.add_argument("--raters", type=int, default=10)
-    parser.add_argument("--blocks", type=int, default=5, help="Timed blocks (min and median).")
+    parser.add_argument("--blocks", type=int, default=5, help="Timed blocks (each, min, median).")
     parser.add_argument("--comparisons", type=int, default=3000)
     args = parser.parse_args()
-    name = f"prefloop_cpu_{uuid.uuid4().hex[:8]}"
-    admin = make_url(ADMIN_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with scratch_database("prefloop_cpu") as (name, admin, url):
+        serve_in_process(args, name, admin, url)
+
+
+def serve_in_process(args: argparse.Namespace, name: str, admin: str, url: str) -> None:
+    """Build the campaign, create the app, drive the submits, report."""
     try:
         build_database(url, comparisons=args.comparisons, raters=args.raters, overlap=3, seed=13)
         os.environ.update(PREFLOOP_DATABASE_URL=url, PREFLOOP_ENV="development",
@@ -164,8 +168,6 @@ def main() -> None:
         from app.db import get_engine
 
         get_engine().dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

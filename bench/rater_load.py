@@ -31,7 +31,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -606,11 +607,28 @@ def main() -> None:
                         help="Sample the server workers with py-spy into this folder, per level.")
     args = parser.parse_args()
 
-    name = f"prefloop_bench_i13_{uuid.uuid4().hex[:8]}"
+    with scratch_database("prefloop_bench_i13", keep=args.keep) as (name, _admin, url):
+        serve_and_drive(args, name, url)
+
+
+@contextmanager
+def scratch_database(prefix: str, *, keep: bool = False) -> Iterator[tuple[str, str, str]]:
+    """A new PostgreSQL database: (its name, the admin DSN, its SQLAlchemy URL); dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = make_url(ADMIN_URL).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield name, admin, make_url(ADMIN_URL).set(database=name).render_as_string(
+            hide_password=False)
+    finally:
+        if not keep:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def serve_and_drive(args: argparse.Namespace, name: str, url: str) -> None:
+    """Build the campaign, start the server, drive every level, check the database."""
     stats_dir = Path(tempfile.mkdtemp(prefix="prefloop-bench-"))
     process = None
     try:
@@ -645,9 +663,6 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, 9)
         shutil.rmtree(stats_dir, ignore_errors=True)
-        if not args.keep:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

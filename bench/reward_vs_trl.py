@@ -61,21 +61,15 @@ def load_split(args: argparse.Namespace, name: str):  # type: ignore[no-untyped-
 
 
 def strict_pairs(records: list) -> list:  # type: ignore[type-arg]
-    """Each K-way record as its strict pairs (better first), one 2-way record each: TRL's view."""
-    from trainer.schema import RankingRecord
+    """Each K-way record as its strict pairs, each its own comparison: what TRL trains on."""
+    from trainer.schema import ranking_to_pairwise
 
-    out = []
-    for r in records:
-        for i in range(len(r.responses)):
-            for j in range(i + 1, len(r.responses)):
-                if r.ranks[i] == r.ranks[j]:
-                    continue
-                b, w = (i, j) if r.ranks[i] < r.ranks[j] else (j, i)
-                out.append(RankingRecord(
-                    comparison_id=f"{r.comparison_id}-{b}-{w}", prompt=r.prompt,
-                    responses=[r.responses[b], r.responses[w]], ranks=[0, 1],
-                ))  # fmt: skip
-    return out
+    # A pair keeping its record's comparison id would be grouped back into the K-way comparison.
+    return [
+        row.model_copy(update={"comparison_id": f"{r.comparison_id}-{i}"})
+        for r in records
+        for i, row in enumerate(ranking_to_pairwise(r))
+    ]
 
 
 def worker(args: argparse.Namespace) -> dict:
