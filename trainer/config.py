@@ -74,8 +74,8 @@ class RewardConfig:
     pairs_per_batch: int = field(
         default=8,
         metadata={
-            "help": "Implied pairs a default micro-batch holds, TRL's batch of 8 pairs: a batch of"
-            " 8 four-way comparisons (44 pairs) would take 5x fewer optimizer steps."
+            "help": "A default micro-batch holds as many responses as this many pairs (TRL's batch"
+            " of 8 pairs: 16 responses, four 4-way comparisons)."
         },
     )
     eval_batch_size: int = field(

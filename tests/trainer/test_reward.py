@@ -14,7 +14,7 @@ import torch
 from tests.factories import FILLER, marker_rankings
 from trainer import reward
 from trainer.config import RewardConfig
-from trainer.data import data_hash, read_records, write_records
+from trainer.data import Comparison, data_hash, read_records, write_records
 from trainer.schema import PairwiseRecord, RankingRecord
 from trainer.scoring import sequence_rewards
 
@@ -103,13 +103,33 @@ def test_default_budget_learns_a_small_kway_set_at_full_length(tiny_bert_dir: Pa
     assert metrics["eval_accuracy"] > 0.7
     assert metrics["heldout_loss"] == metrics["eval_loss"]
     assert metrics["learned"] is True and metrics["not_learned_reason"] is None
-    # The budget came from the data: a batch of ~8 pairs (one 4-way comparison), several epochs.
+    # The budget came from the data: four 4-way comparisons a batch would give 120 steps in the
+    # most epochs, so batches of one (48 steps an epoch), several epochs.
     assert metrics["batch_size"] == 1 and metrics["epochs_run"] > 1
     # Early stopping keeps the best epoch's weights: the reported figures are that epoch's.
     best = metrics["history"][metrics["best_epoch"] - 1]
     assert metrics["heldout_loss"] == best["eval_loss"] == min(
         row["eval_loss"] for row in metrics["history"]
     )
+
+
+def _comparisons(n: int, k: int) -> list[Comparison]:
+    return [
+        Comparison(key=str(i), prompt="q", responses=[f"r{j}" for j in range(k)]) for i in range(n)
+    ]
+
+
+def test_a_kway_batch_holds_as_many_responses_as_a_pairwise_one() -> None:
+    # One four-way question a step (a batch of ~8 implied pairs) never fit FineGrainedRLHF's
+    # training questions at 512 tokens; four a step did. Both shapes: 16 responses a batch.
+    config = RewardConfig(model="m")
+    assert reward.plan_budget(_comparisons(299, 4), config) == (4, 4)  # 75 steps an epoch
+    assert reward.plan_budget(_comparisons(480, 2), config) == (8, 5)
+    # Too few comparisons for min_steps in max_epochs: smaller batches, down to one.
+    assert reward.plan_budget(_comparisons(100, 2), config) == (3, 9)
+    assert reward.plan_budget(_comparisons(48, 4), config) == (1, 7)
+    # What the user sets is kept.
+    assert reward.plan_budget(_comparisons(299, 4), RewardConfig(model="m", batch_size=2)) == (2, 2)
 
 
 def test_a_model_that_did_not_learn_says_so(tiny_bert_dir: Path, tmp_path: Path) -> None:
