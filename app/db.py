@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends, FastAPI
-from sqlalchemy import Engine, Insert, create_engine, event
+from sqlalchemy import CursorResult, Engine, Executable, Insert, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
@@ -166,11 +166,23 @@ StreamingSessionDep = Annotated[Session, Depends(get_session, scope="request")]
 M = TypeVar("M")
 
 
+def run_core(
+    session: Session, stmt: Executable, params: dict[str, Any]
+) -> CursorResult[*tuple[Any, ...]]:
+    """A Core statement (plain rows, no ORM entities) on the session's connection and transaction.
+
+    Session.execute sends even a Core statement through the ORM's execute path: ~85 us a
+    statement of Python time measured on this machine, more than PostgreSQL spends on most of
+    the hot path's statements.
+    """
+    return session.connection().execute(stmt, params)
+
+
 def inserted(session: Session, stmt: Insert, values: dict[str, Any], model: type[M]) -> M | None:
     """Run a one-row INSERT that returns every column of `model`'s table; the row as a clean,
     persistent object (no unit-of-work flush, no second query), or None when nothing was
     inserted (ON CONFLICT DO NOTHING). For the hot path, where a flush cost more than its SQL."""
-    row = session.execute(stmt, values).one_or_none()
+    row = run_core(session, stmt, values).one_or_none()
     if row is None:
         return None
     instance = model(**row._mapping)

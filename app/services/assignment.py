@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import QueryableAttribute, Session, aliased
 
 from app.config import get_settings
-from app.db import inserted
+from app.db import inserted, run_core
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import (
     Assignment,
@@ -103,7 +103,7 @@ _ACTIVE_CAMPAIGNS = (
 
 def _active_campaigns(session: Session, rater: User, now: datetime) -> list[_CampaignRow]:
     """Active campaigns in claim order, each with the rater's oldest live lease in it (if any)."""
-    rows = session.execute(_ACTIVE_CAMPAIGNS, {"rater_id": rater.id, "now": now})
+    rows = run_core(session, _ACTIVE_CAMPAIGNS, {"rater_id": rater.id, "now": now})
     return [(row[0], row[1], row[2], row[3]) for row in rows]
 
 
@@ -202,7 +202,7 @@ def _claim(
 ) -> tuple[int, int, list[int], int | None] | None:
     """Lock the first open comparison of this kind that the rater has not done (see above)."""
     params = {"rater_id": rater.id, "campaign_id": campaign_id, "gold": gold}
-    rows = session.execute(_CLAIM, params).all()
+    rows = run_core(session, _CLAIM, params).all()
     if not rows:
         return None
     return rows[0][0], rows[0][1], [row[2] for row in rows], rows[0][3]

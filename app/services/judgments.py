@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.db import inserted
+from app.db import inserted, run_core
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import Assignment, Campaign, Comparison, Judgment, User, utcnow
 from app.models.rating import MAX_NOT_RANKABLE_REASON, MAX_RATIONALE, AssignmentState
@@ -223,7 +223,7 @@ def _insert_first(session: Session, values: dict[str, Any]) -> Judgment | None:
 
 def _mark_submitted(session: Session, assignment: Assignment, now: datetime) -> None:
     """One UPDATE (no unit-of-work flush); the loaded object is told, as the database now says."""
-    session.execute(_MARK_SUBMITTED, {"assignment_id": assignment.id, "now": now})
+    run_core(session, _MARK_SUBMITTED, {"assignment_id": assignment.id, "now": now})
     set_committed_value(assignment, "state", AssignmentState.SUBMITTED)
     set_committed_value(assignment, "completed_at", now)
 
