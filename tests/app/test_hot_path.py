@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from app.services import assignment as assignment_service
@@ -130,3 +131,33 @@ def test_a_rater_alone_claims_in_bounded_rows_whatever_their_history(db: Session
     other = next_assignment(db, rater=later)
     assert other is not None and other.comparison_id < assignment.comparison_id
     assert other.comparison.open_places == 1
+
+
+def _prepared(db: Session, name: str, statement: Any, params: dict[str, Any]) -> str:
+    """PREPARE `statement` as `name`, as psycopg does on a statement's fifth run; the EXECUTE."""
+    from psycopg import sql
+
+    dialect = postgresql.psycopg.dialect(paramstyle="numeric_dollar")
+    expanded = statement.compile(dialect=dialect).construct_expanded_state(params)
+    args = [expanded.parameters[key] for key in expanded.positiontup or ()]
+    db.connection().exec_driver_sql(f"PREPARE {name} AS {expanded.statement}")
+    raw = db.connection().connection.driver_connection
+    literals = sql.SQL(", ").join(sql.Literal(getattr(a, "value", a)) for a in args)
+    return sql.SQL("EXECUTE {}({})").format(sql.Identifier(name), literals).as_string(raw)
+
+
+def test_the_claims_one_generic_plan_reads_its_indexes(db: Session) -> None:
+    # psycopg prepares a statement on its fifth run, and PostgreSQL then keeps one generic plan
+    # if it costs no more than planning afresh. With `open_places > $n` (a bound parameter) that
+    # plan could not use the claim's partial indexes (`open_places > 0`): it read the whole
+    # campaign, so every claim was planned again (1 ms, most of the database's time a judgment).
+    campaign = make_campaign(db, overlap=3)
+    _bulk_comparisons(db, campaign.id, 2_000)
+    rater = make_user(db)
+    db.execute(text("ANALYZE"))
+    execute = _prepared(db, "claim", assignment_service._CLAIM,
+                        {"rater_id": rater.id, "campaign_id": campaign.id, "gold": False})
+    db.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+    plan = db.connection().exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + execute).scalar()
+    db.connection().exec_driver_sql("DEALLOCATE claim")
+    assert 0 < _rows_touched(plan[0]["Plan"]) < 8 * CLAIM_WINDOW, plan
