@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    CheckConstraint,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    literal_column,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, CreatedAt, JSONType, one_of
@@ -82,6 +92,20 @@ class Response(CreatedAt, Base):
     prompt: Mapped[Prompt] = relationship(back_populates="responses")
 
 
+# The comparisons that still want raters: the claim indexes' predicate.
+WANTS_RATERS = "open_places > 0"
+
+
+def wants_raters(comparison: type[Comparison]) -> ColumnElement[bool]:
+    """SQL: `comparison` (the class or an alias of it) still wants raters.
+
+    The 0 is a literal, as in the indexes' predicate: psycopg prepares a statement on its fifth
+    run, and the generic plan PostgreSQL then keeps cannot use an index whose predicate it cannot
+    prove from `open_places > $1`.
+    """
+    return comparison.open_places > literal_column("0")
+
+
 class Comparison(CreatedAt, Base):
     """A prompt and 2..K of its responses in a stored order; gold ones carry a known ranking."""
 
@@ -101,8 +125,8 @@ class Comparison(CreatedAt, Base):
             text("priority DESC"),
             "open_places",
             "id",
-            postgresql_where=text("open_places > 0"),
-            sqlite_where=text("open_places > 0"),
+            postgresql_where=text(WANTS_RATERS),
+            sqlite_where=text(WANTS_RATERS),
         ),
         # The claim's fallback order, freshest first (app.services.assignment._claim_statement).
         Index(
@@ -112,8 +136,8 @@ class Comparison(CreatedAt, Base):
             text("priority DESC"),
             text("open_places DESC"),
             "id",
-            postgresql_where=text("open_places > 0"),
-            sqlite_where=text("open_places > 0"),
+            postgresql_where=text(WANTS_RATERS),
+            sqlite_where=text(WANTS_RATERS),
         ),
     )
 

@@ -45,6 +45,7 @@ from app.models import (
     User,
     utcnow,
 )
+from app.models.campaigns import wants_raters
 from app.models.rating import MAX_SKIP_NOTE, SKIP_REASONS, AssignmentState
 
 _system_rng = random.SystemRandom()
@@ -108,17 +109,11 @@ def _active_campaigns(session: Session, rater: User, now: datetime) -> list[_Cam
     return [(row[0], row[1], row[2], row[3]) for row in rows]
 
 
-# The partial indexes' predicate and the claim's limits as SQL literals, not bound parameters:
-# psycopg prepares a statement on its fifth run, and a prepared statement's generic plan cannot
-# use an index whose predicate (`open_places > 0`) it cannot prove from `open_places > $6`. So
-# PostgreSQL planned the claim afresh on every call: 1.0 ms of its 1.3 ms (pg_stat_statements,
-# 2,484 calls, 2,494 plans), the largest part of the database's time on a judgment.
-NONE: ColumnElement[int] = literal_column("0")
-ONE: ColumnElement[int] = literal_column("1")
-
-
-def _wants_raters(comparison: type[Comparison]) -> ColumnElement[bool]:
-    return comparison.open_places > NONE
+# The claim's limits as SQL literals, as its partial-index predicate is (wants_raters): with
+# bound parameters PostgreSQL planned the prepared claim afresh on every call, 1.0 ms of its
+# 1.3 ms (pg_stat_statements, 2,484 calls, 2,494 plans), the largest part of the database's time
+# on a judgment.
+_ONE: ColumnElement[int] = literal_column("1")
 
 
 # The claim order: comparison priority, then closest to completion (fewest open places).
@@ -151,7 +146,7 @@ def _claim_statement() -> Select[int, int, int, int | None]:
         return (
             comparison.campaign_id == bindparam("campaign_id"),
             comparison.is_gold == bindparam("gold"),
-            _wants_raters(comparison),
+            wants_raters(comparison),
         )
 
     # NO KEY UPDATE: claimers exclude each other, but rows merely referenced by a foreign key
@@ -170,9 +165,9 @@ def _claim_statement() -> Select[int, int, int, int | None]:
     in_front = (
         select(near.id)
         .join(front, front.c.id == near.id)
-        .where(_wants_raters(near), not_done_by_rater(near))
+        .where(wants_raters(near), not_done_by_rater(near))
         .order_by(front.c.priority.desc(), front.c.open_places, front.c.id)
-        .limit(ONE)
+        .limit(_ONE)
         .with_for_update(of=near, **lock)
         .scalar_subquery()
     )
@@ -186,7 +181,7 @@ def _claim_statement() -> Select[int, int, int, int | None]:
         select(fresh.id)
         .where(*of_kind(fresh), not_done_by_rater(fresh))
         .order_by(fresh.priority.desc(), fresh.open_places.desc(), fresh.id)
-        .limit(ONE)
+        .limit(_ONE)
         .with_for_update(of=fresh, **lock)
         .scalar_subquery()
     )
@@ -330,7 +325,7 @@ def _anything_open(session: Session, rater: User, campaigns: list[_CampaignRow])
     )
     ids = [row[0] for row in campaigns]
     stmt = select(Comparison.id).where(
-        Comparison.campaign_id.in_(ids), Comparison.open_places > 0, ~done
+        Comparison.campaign_id.in_(ids), wants_raters(Comparison), ~done
     )
     return session.scalar(stmt.limit(1)) is not None
 
