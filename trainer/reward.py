@@ -121,28 +121,29 @@ def _comparisons(records: Sequence[Record], config: RewardConfig) -> list[Compar
     )
 
 
+def _default_batch(comparisons: Sequence[Comparison], config: RewardConfig, processes: int) -> int:
+    """Comparisons a default micro-batch holds: as many responses as `pairs_per_batch` pairs.
+
+    Counted in implied pairs instead, a step held one four-way question, and on FineGrainedRLHF
+    at 512 tokens the loss stayed at ln 2 on the training questions themselves (598 steps); four
+    questions a step fit them in 146. Data too small for `min_steps` steps in `max_epochs` gets
+    smaller batches, down to one comparison.
+    """
+    responses = sum(len(c.responses) for c in comparisons) / max(len(comparisons), 1)
+    batch = round(2 * config.pairs_per_batch / max(responses, 2.0))
+    steps_per_epoch = math.ceil(config.min_steps / config.max_epochs)
+    fits = len(comparisons) // (steps_per_epoch * processes * config.grad_accum)
+    return max(1, min(batch, fits))
+
+
 def plan_budget(
     comparisons: Sequence[Comparison], config: RewardConfig, processes: int = 1
 ) -> tuple[int, int]:
     """Comparisons per micro-batch and planned epochs, from the data size where not configured.
 
-    A batch holds about as many responses as a pairwise batch of `pairs_per_batch` pairs (16),
-    whatever K: four four-way comparisons, eight pairs. Counted in pairs instead, a step held
-    one four-way question, and on FineGrainedRLHF at 512 tokens the loss stayed at ln 2 on the
-    training questions themselves (two epochs, 598 steps) while four questions a step fit them
-    in 146; counted in comparisons (eight four-way ones) an epoch is ~5x fewer Adam steps. The
-    epochs are as many as `min_steps` optimizer steps need, at most `max_epochs`; data too small
-    for that many steps in `max_epochs` gets smaller batches (down to one comparison).
+    The epochs are as many as `min_steps` optimizer steps need, at most `max_epochs`.
     """
-    if config.batch_size:
-        batch = config.batch_size
-    else:
-        responses = sum(len(c.responses) for c in comparisons)
-        per_comparison = responses / max(len(comparisons), 1)
-        batch = max(1, round(2 * config.pairs_per_batch / max(per_comparison, 2.0)))
-        steps_per_epoch = math.ceil(config.min_steps / config.max_epochs)
-        per_step = len(comparisons) / (steps_per_epoch * processes * config.grad_accum)
-        batch = max(1, min(batch, math.floor(per_step)))
+    batch = config.batch_size or _default_batch(comparisons, config, processes)
     if config.epochs is not None:
         return batch, config.epochs
     batches = math.ceil(len(comparisons) / batch)
