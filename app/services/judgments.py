@@ -6,7 +6,7 @@ import re
 import string
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -182,12 +182,18 @@ def _insert(session: Session, rater: User, judgment: Judgment) -> SubmitResult:
 # Built once with bound parameters: building and keying these per submit cost more Python time
 # than running them.
 _LOCK_OWN = (
-    select(Assignment, Campaign.flags)
+    select(
+        Assignment.id,
+        Assignment.comparison_id,
+        Assignment.state,
+        Assignment.display_order,
+        Assignment.lease_expires_at,
+        Campaign.flags,
+    )
     .join(Comparison, Comparison.id == Assignment.comparison_id)
     .join(Campaign, Campaign.id == Comparison.campaign_id)
     .where(Assignment.id == bindparam("assignment_id"), Assignment.rater_id == bindparam("rater_id"))
     .with_for_update(of=Assignment)
-    .execution_options(populate_existing=True)
 )
 _JUDGMENTS = cast(Table, Judgment.__table__)
 _ASSIGNMENTS = cast(Table, Assignment.__table__)
@@ -202,14 +208,25 @@ _MARK_SUBMITTED = (
 )
 
 
-def _lock_own(session: Session, rater: User, assignment_id: int) -> tuple[Assignment, list[str]]:
+class _Locked(NamedTuple):
+    """The rater's assignment as the lock read it (plain columns: no ORM loading on the hot path)."""
+
+    id: int
+    comparison_id: int
+    state: str
+    display_order: list[int]
+    lease_expires_at: datetime
+    flags: list[str]  # the campaign's
+
+
+def _lock_own(session: Session, rater: User, assignment_id: int) -> _Locked:
     """The rater's assignment, locked, with its campaign's flags, in one statement."""
-    row = session.execute(
-        _LOCK_OWN, {"assignment_id": assignment_id, "rater_id": rater.id}
+    row = run_core(
+        session, _LOCK_OWN, {"assignment_id": assignment_id, "rater_id": rater.id}
     ).one_or_none()
     if row is None:
         raise NotFound("this comparison is not assigned to you", field="assignment_id")
-    return row[0], row[1]
+    return _Locked(*row)
 
 
 def _insert_first(session: Session, values: dict[str, Any]) -> Judgment | None:
@@ -221,11 +238,14 @@ def _insert_first(session: Session, values: dict[str, Any]) -> Judgment | None:
     return inserted(session, stmt, values, Judgment)
 
 
-def _mark_submitted(session: Session, assignment: Assignment, now: datetime) -> None:
-    """One UPDATE (no unit-of-work flush); the loaded object is told, as the database now says."""
-    run_core(session, _MARK_SUBMITTED, {"assignment_id": assignment.id, "now": now})
-    set_committed_value(assignment, "state", AssignmentState.SUBMITTED)
-    set_committed_value(assignment, "completed_at", now)
+def _mark_submitted(session: Session, assignment_id: int, now: datetime) -> None:
+    """One UPDATE (no unit-of-work flush); a loaded copy of the assignment, if the session holds
+    one, is told, as the database now says."""
+    run_core(session, _MARK_SUBMITTED, {"assignment_id": assignment_id, "now": now})
+    loaded = session.identity_map.get(session.identity_key(Assignment, assignment_id))
+    if loaded is not None:
+        set_committed_value(loaded, "state", AssignmentState.SUBMITTED)
+        set_committed_value(loaded, "completed_at", now)
 
 
 def submit_judgment(
@@ -240,7 +260,7 @@ def submit_judgment(
     now = now or utcnow()
     _check_key(data.idempotency_key)
     # The lock makes a double submit wait for the first, then find the assignment submitted.
-    assignment, flags = _lock_own(session, rater, assignment_id)
+    assignment = _lock_own(session, rater, assignment_id)
     if assignment.state == AssignmentState.SKIPPED:
         raise Conflict("you skipped this comparison, so it can no longer be judged")
     if assignment.state == AssignmentState.SUBMITTED:
@@ -248,7 +268,7 @@ def submit_judgment(
         if previous is not None and previous.assignment_id == assignment.id:
             return SubmitResult(previous, replayed=True)
         raise Conflict("you already judged this comparison; correct it from your history")
-    values = _checked(flags, assignment.display_order, data)
+    values = _checked(assignment.flags, assignment.display_order, data)
     judgment = _insert_first(
         session,
         {
@@ -262,7 +282,7 @@ def submit_judgment(
     )
     if judgment is None:
         raise Conflict("this form was already used for another comparison; reload the page")
-    _mark_submitted(session, assignment, now)
+    _mark_submitted(session, assignment.id, now)
     return SubmitResult(judgment, replayed=False)
 
 

@@ -11,6 +11,7 @@ from markupsafe import Markup
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from app.db import run_core
 from app.models import Assignment, Campaign, Comparison, Judgment, Prompt, Response, User, utcnow
 from app.models.rating import MAX_SKIP_NOTE, SKIP_REASONS, SkipReason
 from app.rendering import diff_offered_cached, diff_views_cached, render_markdown
@@ -53,6 +54,15 @@ class ResponseView:
 
 
 @dataclass(frozen=True)
+class CampaignView:
+    """What the rating page shows of its campaign."""
+
+    id: int
+    guidelines_md: str
+    flags: list[str]
+
+
+@dataclass(frozen=True)
 class Prefill:
     """Earlier answers to show in the form (a correction starts from the live judgment)."""
 
@@ -85,9 +95,12 @@ def _page_statement(*, with_progress: bool) -> Select[Any]:
         extra = progress_columns(
             rater_id=bindparam("rater_id"), campaign_id=Campaign.id, today=bindparam("today")
         )
+    # Columns, not the Campaign entity: plain rows skip the ORM's loading on every page.
     return (
         select(
-            Campaign,
+            Campaign.id,
+            Campaign.guidelines_md,
+            Campaign.flags,
             Prompt.id,
             Prompt.text,
             Prompt.html,
@@ -113,30 +126,28 @@ _PAGE_WITH_PROGRESS = _page_statement(with_progress=True)
 
 def _page_data(
     session: Session, *, comparison_id: int, shown: list[int], progress_of: int | None
-) -> tuple[Campaign, dict[str, Any], Progress | None]:
+) -> tuple[CampaignView, dict[str, Any], Progress | None]:
     """Campaign, prompt, responses (stored HTML) and progress counts in one statement."""
     params: dict[str, Any] = {"comparison_id": comparison_id, "shown": list(shown)}
     if progress_of is not None:
         params.update(rater_id=progress_of, today=utc_day(utcnow()))
-    rows = session.execute(
-        _PAGE if progress_of is None else _PAGE_WITH_PROGRESS, params
-    ).all()
-    by_id = {row[5]: row for row in rows}
+    rows = run_core(session, _PAGE if progress_of is None else _PAGE_WITH_PROGRESS, params).all()
+    by_id = {row[7]: row for row in rows}
     first = rows[0]
     responses = [
-        ResponseView(i, letter(i), _html(session, Response, rid, by_id[rid][6], by_id[rid][7]))
+        ResponseView(i, letter(i), _html(session, Response, rid, by_id[rid][8], by_id[rid][9]))
         for i, rid in enumerate(shown)
     ]
     counts = None
     if progress_of is not None:
         # The comparison on the page is the rater's, on top of the campaign's open places.
-        counts = Progress(first[8], first[9], max(first[10], 0) + 1)
+        counts = Progress(first[10], first[11], max(first[12], 0) + 1)
     context = {
-        "prompt_html": _html(session, Prompt, first[1], first[2], first[3]),
-        "prompt_context": sorted(first[4].items()),
+        "prompt_html": _html(session, Prompt, first[3], first[4], first[5]),
+        "prompt_context": sorted(first[6].items()),
         "responses": responses,
     }
-    return first[0], context, counts
+    return CampaignView(first[0], first[1], first[2]), context, counts
 
 
 def prefill_from(judgment: Judgment) -> Prefill:
