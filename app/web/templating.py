@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from app.config import get_settings
 from app.db import REPO_ROOT
 from app.models.campaigns import MAX_LEASE_MINUTES, MAX_OVERLAP, MIN_LEASE_MINUTES, MIN_OVERLAP
 from app.models.rating import MAX_NOT_RANKABLE_REASON, MAX_RATIONALE
@@ -26,6 +27,9 @@ def environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Checking every template's file time on every render is a stat per page; only a
+        # developer editing templates under a running server needs it.
+        auto_reload=get_settings().env == "development",
     )
     env.filters["markdown"] = render_markdown_cached
     env.globals["csrf_token"] = csrf_token
