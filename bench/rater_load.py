@@ -253,6 +253,7 @@ class Stats:
     errors: list[str] = field(default_factory=list)
     acked: list[tuple[int, str]] = field(default_factory=list)  # (rater number, idempotency key)
     judged_in_window: int = 0
+    logins_running: bool = False  # a shift change is logging raters in (see shift_change)
 
     def record(self, kind: str, started: float, status: int) -> None:
         self.latency.setdefault(kind, []).append((time.perf_counter() - started) * 1000)
@@ -325,15 +326,16 @@ async def rate_until(rater: Rater, port: int, deadline: float, stats: Stats,
         headers = {"HX-Request": "true", "HX-Current-URL": f"http://127.0.0.1:{port}/rate",
                    "HX-Target": "workspace", "HX-Trigger": "judge", "X-CSRF-Token": rater.csrf}
         started = time.perf_counter()
+        kind = "submit+login" if stats.logins_running else "submit"
         try:
             status, _, html = await rater.http.request("POST", "/rate/submit", form=form,
                                                        headers=headers)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            stats.record("submit", started, 0)
+            stats.record(kind, started, 0)
             stats.errors.append(f"submit: {type(exc).__name__}")
             await asyncio.sleep(0.05)
             continue
-        stats.record("submit", started, status)
+        stats.record(kind, started, status)
         if status == 200:
             stats.acked.append((rater.number, form["idempotency_key"]))
             if time.perf_counter() <= deadline:
@@ -480,6 +482,24 @@ def start_server(url: str, workers: int, port: int, stats_dir: Path, log: Path,
     raise SystemExit("server did not start in 240 s")
 
 
+async def shift_change(numbers: range, port: int, stats: Stats, login_stats: Stats,
+                       delay: float) -> float:
+    """After `delay` s, log `numbers` in at once while the level's raters keep submitting (their
+    submits meanwhile are recorded as "submit+login"); the seconds the logins took."""
+    await asyncio.sleep(delay)
+    stats.logins_running = True
+    started = time.perf_counter()
+    try:
+        arrived = await asyncio.gather(*(log_in(n, port, login_stats) for n in numbers))
+    finally:
+        stats.logins_running = False
+    seconds = time.perf_counter() - started
+    for rater in arrived:
+        if rater is not None:
+            await rater.http.close()
+    return seconds
+
+
 async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: str,
                      stats_dir: Path) -> tuple[list[dict[str, object]], Stats]:
     """Log the raters in, then drive each concurrency level for `duration` seconds."""
@@ -509,6 +529,12 @@ async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: 
         deadline = t0 + args.duration
         profilers = start_profilers(args.profile, server_pid, c, args.duration)
         tasks = [asyncio.create_task(rate_until(r, port, deadline, stats, rng)) for r in group]
+        storm_stats, storm = Stats(), None
+        if args.shift_change:
+            first = max(args.concurrency) + 1 + len(results) * args.shift_change
+            storm = asyncio.create_task(shift_change(
+                range(first, first + args.shift_change), port, stats, storm_stats,
+                delay=args.duration / 3))
         done, pending = await asyncio.wait(tasks, timeout=args.duration + 90)
         for task in pending:
             task.cancel()
@@ -544,6 +570,14 @@ async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: 
               f"{row['statements_per_judgment']:.1f}/j (+{row['commits_per_judgment']:.1f} commits)"
               f"  ({judged} judgments, {wall:.1f} s)")
         print(summarise(stats.latency, stats.statuses))
+        if storm is not None:
+            seconds = await storm
+            during = stats.latency.get("submit+login", [])
+            print(f"    shift change: {args.shift_change} more raters logged in meanwhile in "
+                  f"{seconds:.1f} s, errors {len(storm_stats.errors)}; the raters at work "
+                  f"submitted {len(during) / seconds:.1f}/s during the logins")
+            print(summarise(storm_stats.latency, storm_stats.statuses))
+            everything.errors.extend(storm_stats.errors)
         everything.acked.extend(stats.acked)
         everything.errors.extend(stats.errors)
     monitor.close()
@@ -599,6 +633,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15.0, help="Seconds per level.")
     parser.add_argument("--overlap", type=int, default=3)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--shift-change", type=int, default=0, metavar="N",
+                        help="A third of the way into each level, N more raters log in at once"
+                        " while the others keep rating: submits during the logins are reported"
+                        " apart (\"submit+login\").")
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database.")
     parser.add_argument("--server-path", help="PYTHONPATH entries for the server only (default:"
@@ -633,7 +671,8 @@ def serve_and_drive(args: argparse.Namespace, name: str, url: str) -> None:
     process = None
     try:
         t0 = time.perf_counter()
-        build_database(url, comparisons=args.comparisons, raters=max(args.concurrency),
+        raters = max(args.concurrency) + args.shift_change * len(args.concurrency)
+        build_database(url, comparisons=args.comparisons, raters=raters,
                        overlap=args.overlap, seed=args.seed)
         print(f"database {name}: {args.comparisons} comparisons, overlap {args.overlap}, "
               f"built in {time.perf_counter() - t0:.1f} s")
