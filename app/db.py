@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import anyio
 from fastapi import Depends, FastAPI
-from sqlalchemy import CursorResult, Engine, Executable, Insert, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy import Connection, Engine, Executable, Insert, create_engine, event, inspect
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine.interfaces import Compiled
+from sqlalchemy.exc import DBAPIError, DisconnectionError, MultipleResultsFound
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -53,9 +54,7 @@ def build_engine(
         return engine
     # Requests hold at most `pool_size` connections (see _gate); the overflow is for the CLI,
     # health checks and anything else that opens a session outside a request.
-    engine = create_engine(
-        url, pool_size=pool_size, max_overflow=5, pool_timeout=pool_timeout
-    )
+    engine = create_engine(url, pool_size=pool_size, max_overflow=5, pool_timeout=pool_timeout)
     event.listen(engine, "checkin", _checked_in)
     event.listen(engine, "checkout", partial(_ping_if_idle, engine.dialect, ping_after_idle_s))
     return engine
@@ -166,26 +165,159 @@ StreamingSessionDep = Annotated[Session, Depends(get_session, scope="request")]
 M = TypeVar("M")
 
 
-def run_core(
-    session: Session, stmt: Executable, params: dict[str, Any]
-) -> CursorResult[*tuple[Any, ...]]:
-    """A Core statement (plain rows, no ORM entities) on the session's connection and transaction.
+class Rows:
+    """A statement's rows, fetched: plain tuples and their column names."""
 
-    Session.execute sends even a Core statement through the ORM's execute path: ~85 us a
-    statement of Python time measured on this machine, more than PostgreSQL spends on most of
-    the hot path's statements.
+    __slots__ = ("keys", "rows")
+
+    def __init__(self, keys: list[str], rows: list[tuple[Any, ...]]) -> None:
+        self.keys = keys
+        self.rows = rows
+
+    def all(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+    def one_or_none(self) -> tuple[Any, ...] | None:
+        if len(self.rows) > 1:
+            raise MultipleResultsFound("more than one row where at most one was expected")
+        return self.rows[0] if self.rows else None
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.rows)
+
+
+class _DriverPlan:
+    """One statement compiled once for one dialect and set of parameter names, run on the
+    driver's cursor: the SQL text, the bound values' conversions, the result's conversions."""
+
+    __slots__ = ("compiled", "sql", "bind_processors", "result_processors", "keys", "statement")
+
+    def __init__(self, statement: Executable, compiled: Compiled) -> None:
+        self.statement = statement  # kept alive: the cache is keyed by its id
+        self.compiled = compiled
+        self.sql = compiled.string
+        dialect = compiled.dialect
+        escaped = getattr(compiled, "escaped_bind_names", {}) or {}
+        self.bind_processors = [
+            (escaped.get(name, name), processor)
+            for name, bind in getattr(compiled, "binds", {}).items()
+            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        ]
+        self.result_processors: list[Callable[[Any], Any] | None] | None = None
+        self.keys: list[str] = []
+
+    def run(self, connection: Connection, params: dict[str, Any]) -> Rows:
+        values = self.compiled.construct_params(params) or {}
+        for name, processor in self.bind_processors:
+            values[name] = processor(values[name])
+        dialect = connection.dialect
+        dbapi_connection: Any = connection.connection.driver_connection
+        cursor = dbapi_connection.cursor()
+        # The engine's listeners see the statement as if SQLAlchemy sent it (statement counts).
+        for listener in connection.dispatch.before_cursor_execute:
+            listener(connection, cursor, self.sql, values, None, False)
+        try:
+            cursor.execute(self.sql, values)
+            description = cursor.description
+            rows = cursor.fetchall() if description is not None else []
+        except dialect.loaded_dbapi.Error as exc:
+            if dialect.is_disconnect(exc, dbapi_connection, cursor):
+                connection.invalidate(exc)
+            raise DBAPIError.instance(self.sql, values, exc, dialect.loaded_dbapi.Error) from exc
+        finally:
+            cursor.close()
+        converted = self._convert(dialect, description, rows)
+        return Rows(self.keys, converted)
+
+    def _convert(
+        self, dialect: Dialect, description: Any, rows: list[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        if description is None:
+            return rows
+        if self.result_processors is None:  # the first run: the driver's column types are known
+            types = [column.type for column in self.statement.exported_columns]  # type: ignore[attr-defined]
+            self.keys = [column.name for column in description]
+            self.result_processors = [
+                type_.dialect_impl(dialect).result_processor(dialect, column.type_code)
+                for type_, column in zip(types, description, strict=True)
+            ]
+        if not any(self.result_processors):
+            return rows
+        processors = self.result_processors
+        return [
+            tuple(p(v) if p is not None else v for p, v in zip(processors, row, strict=True))
+            for row in rows
+        ]
+
+
+_driver_plans: dict[tuple[int, str, tuple[str, ...]], _DriverPlan | None] = {}
+
+
+def _driver_plan(
+    connection: Connection, stmt: Executable, keys: tuple[str, ...]
+) -> _DriverPlan | None:
+    """The statement's plan for the driver, or None where SQLAlchemy must run it: a dialect other
+    than psycopg's, parameters rendered at execution (expanding IN), defaults computed in Python."""
+    dialect = connection.dialect
+    cache_key = (id(stmt), dialect.name, keys)
+    if cache_key in _driver_plans:
+        return _driver_plans[cache_key]
+    plan = None
+    if dialect.driver == "psycopg":
+        compiled = stmt.compile(dialect=dialect, column_keys=list(keys))  # type: ignore[attr-defined]
+        computed_in_python = (
+            getattr(compiled, "insert_prefetch", None)
+            or getattr(compiled, "update_prefetch", None)
+            or getattr(compiled, "post_compile_params", None)
+            or getattr(compiled, "literal_execute_params", None)
+        )
+        if not computed_in_python and not compiled.positional:
+            plan = _DriverPlan(stmt, compiled)
+    _driver_plans[cache_key] = plan
+    return plan
+
+
+def run_core(session: Session, stmt: Executable, params: dict[str, Any]) -> Rows:
+    """A Core statement (plain rows, no ORM entities) on the session's connection and transaction,
+    fetched.
+
+    On PostgreSQL the statement is compiled once and sent on the driver's cursor: SQLAlchemy's
+    execute path (its execution context, result and row objects) cost ~100 us a statement of
+    Python time on the hot path, about as much as the driver and more than PostgreSQL spends on
+    most of its statements. Elsewhere (SQLite), SQLAlchemy runs it.
     """
-    return session.connection().execute(stmt, params)
+    connection = session.connection()
+    plan = _driver_plan(connection, stmt, tuple(sorted(params)))
+    if plan is not None:
+        return plan.run(connection, params)
+    result = connection.execute(stmt, params)
+    if not result.returns_rows:
+        return Rows([], [])
+    return Rows(list(result.keys()), [tuple(row) for row in result])
 
 
 def inserted(session: Session, stmt: Insert, values: dict[str, Any], model: type[M]) -> M | None:
     """Run a one-row INSERT that returns every column of `model`'s table; the row as a clean,
     persistent object (no unit-of-work flush, no second query), or None when nothing was
     inserted (ON CONFLICT DO NOTHING). For the hot path, where a flush cost more than its SQL."""
-    row = run_core(session, stmt, values).one_or_none()
+    return loaded(session, stmt, values, model)
+
+
+def loaded(session: Session, stmt: Executable, params: dict[str, Any], model: type[M]) -> M | None:
+    """Run a statement that returns at most one row of every column of `model`'s table; the row
+    as a persistent object, as a query would load it (the session's copy if it holds one), or
+    None. Without the ORM's loading: the hot path's user and inserted rows."""
+    result = run_core(session, stmt, params)
+    row = result.one_or_none()
     if row is None:
         return None
-    instance = model(**row._mapping)
+    values = dict(zip(result.keys, row, strict=True))
+    mapper = inspect(model)
+    identity = mapper.identity_key_from_primary_key([values[c.key] for c in mapper.primary_key])
+    held = session.identity_map.get(identity)
+    if held is not None:
+        return cast(M, held)
+    instance = model(**values)
     make_transient_to_detached(instance)  # as if loaded by a query: nothing left to flush
     session.add(instance)
     return instance

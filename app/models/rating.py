@@ -16,6 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     exists,
+    literal,
     text,
 )
 from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
@@ -42,6 +43,8 @@ HOLDING_STATES = (AssignmentState.LEASED, AssignmentState.SUBMITTED)
 FINISHED_STATES = (AssignmentState.SUBMITTED, AssignmentState.SKIPPED)
 MAX_RATIONALE = 5000
 MAX_NOT_RANKABLE_REASON = 500
+
+
 # Why a rater gave a comparison back: the code is stored, the label is what the rater read.
 class SkipReason(StrEnum):
     """A reason code, as stored and as the API filters by it."""
@@ -103,7 +106,9 @@ class Assignment(CreatedAt, Base):
     @classmethod
     def is_done(cls) -> ColumnElement[bool]:
         """SQL: the rater is done with the comparison (submitted or skipped it)."""
-        return cls.state.in_(FINISHED_STATES)
+        # One bound value per state, not an IN list expanded when the statement runs: the SQL
+        # is then fixed, so the hot path's claim can be compiled once (app.db.run_core).
+        return cls.state.in_([literal(state, String) for state in FINISHED_STATES])
 
     @classmethod
     def is_live_lease(cls, now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:

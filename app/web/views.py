@@ -12,7 +12,17 @@ from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from app.db import run_core
-from app.models import Assignment, Campaign, Comparison, Judgment, Prompt, Response, User, utcnow
+from app.models import (
+    Assignment,
+    Campaign,
+    Comparison,
+    ComparisonItem,
+    Judgment,
+    Prompt,
+    Response,
+    User,
+    utcnow,
+)
 from app.models.rating import MAX_SKIP_NOTE, SKIP_REASONS, SkipReason
 from app.rendering import diff_offered_cached, diff_views_cached, render_markdown
 from app.services.assignment import (
@@ -87,7 +97,7 @@ def _html(
 def _page_statement(*, with_progress: bool) -> Select[Any]:
     """Campaign, prompt, the shown responses (stored HTML) and maybe the rater's progress counts.
 
-    Built once per variant with bound parameters (comparison_id, shown, and rater_id and today
+    Built once per variant with bound parameters (comparison_id, and rater_id and today
     for the progress): building and keying it per request cost more than running it.
     """
     extra: tuple[Any, ...] = ()
@@ -112,11 +122,11 @@ def _page_statement(*, with_progress: bool) -> Select[Any]:
         )
         .join(Comparison, Comparison.campaign_id == Campaign.id)
         .join(Prompt, Prompt.id == Comparison.prompt_id)
-        .join(Response, Response.prompt_id == Prompt.id)
-        .where(
-            Comparison.id == bindparam("comparison_id"),
-            Response.id.in_(bindparam("shown", expanding=True)),
-        )
+        # The comparison's items are the responses shown (in another order): a join, not an
+        # IN list, so the statement's SQL is the same on every page.
+        .join(ComparisonItem, ComparisonItem.comparison_id == Comparison.id)
+        .join(Response, Response.id == ComparisonItem.response_id)
+        .where(Comparison.id == bindparam("comparison_id"))
     )
 
 
@@ -128,7 +138,7 @@ def _page_data(
     session: Session, *, comparison_id: int, shown: list[int], progress_of: int | None
 ) -> tuple[CampaignView, dict[str, Any], Progress | None]:
     """Campaign, prompt, responses (stored HTML) and progress counts in one statement."""
-    params: dict[str, Any] = {"comparison_id": comparison_id, "shown": list(shown)}
+    params: dict[str, Any] = {"comparison_id": comparison_id}
     if progress_of is not None:
         params.update(rater_id=progress_of, today=utc_day(utcnow()))
     rows = run_core(session, _PAGE if progress_of is None else _PAGE_WITH_PROGRESS, params).all()
@@ -186,7 +196,9 @@ def comparison_context(
     campaign, page, counts = _page_data(
         session, comparison_id=comparison_id, shown=shown, progress_of=progress_of
     )
-    flags = [(code, FLAG_LABELS.get(code, code), FLAG_KEYS.get(code, "")) for code in campaign.flags]
+    flags = [
+        (code, FLAG_LABELS.get(code, code), FLAG_KEYS.get(code, "")) for code in campaign.flags
+    ]
     return {
         "campaign": campaign,
         **page,

@@ -1,0 +1,101 @@
+"""app.db.run_core: hot statements sent on the driver's cursor behave as SQLAlchemy's execute."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, Table, create_engine, event, insert, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from app.db import _driver_plan, loaded, run_core
+from app.models import User
+from app.services import judgments
+from app.services.assignment import next_assignment
+from tests.factories import make_campaign, make_comparisons, make_user
+
+
+def _keys(params: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(sorted(params))
+
+
+def test_a_driver_statement_returns_the_rows_sqlalchemy_returns(db: Session) -> None:
+    """JSON lists, time zones, strings and ids come back as SQLAlchemy gives them."""
+    campaign = make_campaign(db, overlap=2, flags=["unsafe", "incomplete"])
+    make_comparisons(db, campaign, count=2)
+    rater = make_user(db)
+    assignment = next_assignment(db, rater=rater)
+    assert assignment is not None
+    params = {"assignment_id": assignment.id, "rater_id": rater.id}
+    connection = db.connection()
+    assert _driver_plan(connection, judgments._LOCK_OWN, _keys(params)) is not None
+    by_driver = run_core(db, judgments._LOCK_OWN, params).all()
+    by_sqlalchemy = [tuple(row) for row in connection.execute(judgments._LOCK_OWN, params)]
+    assert by_driver == by_sqlalchemy
+    (row,) = by_driver
+    assert row[3] == assignment.display_order and row[4].tzinfo is not None
+    assert row[5] == campaign.flags and "unsafe" in row[5]
+
+
+def test_the_engines_listeners_see_each_driver_statement(db: Session) -> None:
+    """Statement counts (tests, bench/statement_counter) and tracing see the driver's statements."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    user = make_user(db)
+    connection = db.connection()
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        run_core(db, select(User.id).where(User.id == user.id), {})
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    assert len(seen) == 1 and seen[0].startswith("SELECT users.id")
+
+
+def test_a_driver_error_is_sqlalchemys_error(db: Session) -> None:
+    """A unique violation is sqlalchemy's IntegrityError (what the services catch)."""
+    user = make_user(db)
+    users = User.__table__
+    assert isinstance(users, Table)
+    row = {c.key: getattr(user, c.key) for c in users.c if c.key != "id"}
+    with pytest.raises(IntegrityError), db.begin_nested():
+        run_core(db, insert(users), row)
+
+
+def test_an_expanding_statement_falls_back_to_sqlalchemy(db: Session) -> None:
+    """An IN list rendered at execution is not compiled once: SQLAlchemy runs it, same rows."""
+    users = [make_user(db) for _ in range(3)]
+    stmt = select(User.id).where(User.id.in_([u.id for u in users[:2]])).order_by(User.id)
+    assert _driver_plan(db.connection(), stmt, ()) is None
+    assert run_core(db, stmt, {}).all() == [(users[0].id,), (users[1].id,)]
+
+
+def test_loaded_returns_the_sessions_own_copy(db: Session) -> None:
+    """A row the session already holds comes back as that object, as a query would give it."""
+    user = make_user(db)
+    stmt = select(*User.__table__.c).where(User.id == user.id)
+    assert loaded(db, stmt, {}, User) is user
+    db.expunge(user)
+    fresh = loaded(db, stmt, {}, User)
+    assert fresh is not user and fresh is not None and fresh.email == user.email
+    assert fresh in db and not db.dirty and not db.new
+
+
+def test_a_dropped_connection_is_an_operational_error_and_is_not_reused(engine: Engine) -> None:
+    """The database ending the connection mid-request: sqlalchemy's OperationalError (the app's
+    503), and the pool opens a fresh connection for the next session."""
+    own = create_engine(engine.url, pool_size=1, max_overflow=0)
+    try:
+        with Session(own) as session:
+            pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with engine.connect() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            with pytest.raises(OperationalError):
+                run_core(session, select(User.id).where(User.id == 0), {})
+        with Session(own) as session:
+            assert run_core(session, select(User.id).where(User.id == 0), {}).all() == []
+    finally:
+        own.dispose()
