@@ -13,7 +13,16 @@ from typing import Annotated, Any, TypeVar, cast
 
 import anyio
 from fastapi import Depends, FastAPI
-from sqlalchemy import Connection, Engine, Executable, Insert, create_engine, event, inspect
+from sqlalchemy import (
+    ColumnDefault,
+    Connection,
+    Engine,
+    Executable,
+    Insert,
+    create_engine,
+    event,
+    inspect,
+)
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.engine.interfaces import Compiled
 from sqlalchemy.exc import DBAPIError, DisconnectionError, MultipleResultsFound
@@ -190,11 +199,22 @@ class _DriverPlan:
     """One statement compiled once for one dialect and set of parameter names, run on the
     driver's cursor: the SQL text, the bound values' conversions, the result's conversions."""
 
-    __slots__ = ("compiled", "sql", "bind_processors", "result_processors", "keys", "statement")
+    __slots__ = (
+        "compiled",
+        "sql",
+        "defaults",
+        "bind_processors",
+        "result_processors",
+        "keys",
+        "statement",
+    )
 
-    def __init__(self, statement: Executable, compiled: Compiled) -> None:
+    def __init__(
+        self, statement: Executable, compiled: Compiled, defaults: list[tuple[str, Any]]
+    ) -> None:
         self.statement = statement  # kept alive: the cache is keyed by its id
         self.compiled = compiled
+        self.defaults = defaults  # (column key, its ColumnDefault): values made in Python
         self.sql = compiled.string
         dialect = compiled.dialect
         escaped = getattr(compiled, "escaped_bind_names", {}) or {}
@@ -207,6 +227,8 @@ class _DriverPlan:
         self.keys: list[str] = []
 
     def run(self, connection: Connection, params: dict[str, Any]) -> Rows:
+        if self.defaults:  # an INSERT's column defaults computed in Python (created_at = now)
+            params = {**params, **{key: _default_value(d) for key, d in self.defaults}}
         values = self.compiled.construct_params(params) or {}
         for name, processor in self.bind_processors:
             values[name] = processor(values[name])
@@ -257,7 +279,8 @@ def _driver_plan(
     connection: Connection, stmt: Executable, keys: tuple[str, ...]
 ) -> _DriverPlan | None:
     """The statement's plan for the driver, or None where SQLAlchemy must run it: a dialect other
-    than psycopg's, parameters rendered at execution (expanding IN), defaults computed in Python."""
+    than psycopg's, parameters rendered at execution (expanding IN), a default other than a
+    value or a plain function (a sequence, SQL run first)."""
     dialect = connection.dialect
     cache_key = (id(stmt), dialect.name, keys)
     if cache_key in _driver_plans:
@@ -265,16 +288,27 @@ def _driver_plan(
     plan = None
     if dialect.driver == "psycopg":
         compiled = stmt.compile(dialect=dialect, column_keys=list(keys))  # type: ignore[attr-defined]
-        computed_in_python = (
-            getattr(compiled, "insert_prefetch", None)
-            or getattr(compiled, "update_prefetch", None)
-            or getattr(compiled, "post_compile_params", None)
-            or getattr(compiled, "literal_execute_params", None)
+        prefetch = [
+            *getattr(compiled, "insert_prefetch", ()),
+            *getattr(compiled, "update_prefetch", ()),
+        ]
+        defaults = [(column.key, column.default) for column in prefetch]
+        rendered_late = getattr(compiled, "post_compile_params", None) or getattr(
+            compiled, "literal_execute_params", None
         )
-        if not computed_in_python and not compiled.positional:
-            plan = _DriverPlan(stmt, compiled)
+        simple_defaults = all(
+            isinstance(default, ColumnDefault) and (default.is_scalar or default.is_callable)
+            for _key, default in defaults
+        )
+        if simple_defaults and not rendered_late and not compiled.positional:
+            plan = _DriverPlan(stmt, compiled, defaults)
     _driver_plans[cache_key] = plan
     return plan
+
+
+def _default_value(default: ColumnDefault) -> Any:
+    # A callable default is stored wrapped to take an execution context; ours ignore it.
+    return default.arg(None) if default.is_callable else default.arg
 
 
 def run_core(session: Session, stmt: Executable, params: dict[str, Any]) -> Rows:

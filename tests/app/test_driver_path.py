@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -9,8 +10,9 @@ from sqlalchemy import Engine, Table, create_engine, event, insert, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from app.db import _driver_plan, loaded, run_core
-from app.models import User
+from app.db import _driver_plan, inserted, loaded, run_core
+from app.models import Assignment, User, utcnow
+from app.services import assignment as assignment_service
 from app.services import judgments
 from app.services.assignment import next_assignment
 from tests.factories import make_campaign, make_comparisons, make_user
@@ -36,6 +38,25 @@ def test_a_driver_statement_returns_the_rows_sqlalchemy_returns(db: Session) -> 
     (row,) = by_driver
     assert row[3] == assignment.display_order and row[4].tzinfo is not None
     assert row[5] == campaign.flags and "unsafe" in row[5]
+
+
+def test_an_insert_gets_its_python_side_defaults_on_the_driver(db: Session) -> None:
+    """created_at (a function) and state (a value) are filled in as SQLAlchemy would."""
+    campaign = make_campaign(db, overlap=2)
+    (comparison,) = make_comparisons(db, campaign, count=1)
+    rater = make_user(db)
+    values = {
+        "comparison_id": comparison.id,
+        "rater_id": rater.id,
+        "display_order": [1, 2],
+        "lease_expires_at": utcnow() + timedelta(minutes=5),
+    }
+    stmt = assignment_service._INSERT_ASSIGNMENT
+    assert _driver_plan(db.connection(), stmt, _keys(values)) is not None
+    before = utcnow()
+    placed = inserted(db, stmt, values, Assignment)
+    assert placed is not None and placed.state == "leased" and placed.created_at >= before
+    assert db.get(Assignment, placed.id) is placed
 
 
 def test_the_engines_listeners_see_each_driver_statement(db: Session) -> None:
