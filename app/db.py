@@ -272,7 +272,11 @@ class _DriverPlan:
         ]
 
 
+# Plans are cached by the statement's identity: for statements built once (module constants,
+# as the hot path's are). The cap keeps a caller that builds its statements per call from
+# growing the cache: past it, new statements go through SQLAlchemy.
 _driver_plans: dict[tuple[int, str, tuple[str, ...]], _DriverPlan | None] = {}
+MAX_DRIVER_PLANS = 256
 
 
 def _driver_plan(
@@ -285,6 +289,8 @@ def _driver_plan(
     cache_key = (id(stmt), dialect.name, keys)
     if cache_key in _driver_plans:
         return _driver_plans[cache_key]
+    if len(_driver_plans) >= MAX_DRIVER_PLANS:
+        return None
     plan = None
     if dialect.driver == "psycopg":
         compiled = stmt.compile(dialect=dialect, column_keys=list(keys))  # type: ignore[attr-defined]
@@ -318,7 +324,9 @@ def run_core(session: Session, stmt: Executable, params: dict[str, Any]) -> Rows
     On PostgreSQL the statement is compiled once and sent on the driver's cursor: SQLAlchemy's
     execute path (its execution context, result and row objects) cost ~100 us a statement of
     Python time on the hot path, about as much as the driver and more than PostgreSQL spends on
-    most of its statements. Elsewhere (SQLite), SQLAlchemy runs it.
+    most of its statements. The engine's before_cursor_execute listeners still see it; its
+    errors are SQLAlchemy's (DBAPIError and subclasses), a dropped connection is invalidated.
+    Elsewhere (SQLite), SQLAlchemy runs it.
     """
     connection = session.connection()
     plan = _driver_plan(connection, stmt, tuple(sorted(params)))

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, Table, create_engine, event, insert, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from app import db as db_module
 from app.db import _driver_plan, inserted, loaded, run_core
 from app.models import Assignment, User, utcnow
 from app.services import assignment as assignment_service
@@ -120,3 +121,17 @@ def test_a_dropped_connection_is_an_operational_error_and_is_not_reused(engine: 
             assert run_core(session, select(User.id).where(User.id == 0), {}).all() == []
     finally:
         own.dispose()
+
+
+def test_statements_built_per_call_stop_filling_the_plan_cache(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the cap, a statement the cache has not seen runs through SQLAlchemy (same rows)."""
+    user = make_user(db)
+    monkeypatch.setattr(db_module, "_driver_plans", {})
+    monkeypatch.setattr(db_module, "MAX_DRIVER_PLANS", 1)
+    first = select(User.id).where(User.id == user.id)
+    second = select(User.email).where(User.id == user.id)
+    assert run_core(db, first, {}).all() == [(user.id,)]
+    assert run_core(db, second, {}).all() == [(user.email,)]
+    assert list(db_module._driver_plans) == [(id(first), "postgresql", ())]
