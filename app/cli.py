@@ -335,9 +335,7 @@ def export(
 
     with session_scope() as session:
         campaign = options.pop("campaign_id")
-        options["campaign_id"] = (
-            None if campaign is None else campaign_id_by_name(session, name=campaign)
-        )
+        options["campaign_id"] = None if campaign is None else campaign_id_by_name(session, name=campaign)
         options["created_after"] = _utc(options["created_after"])
         options["created_before"] = _utc(options["created_before"])
         try:

@@ -38,9 +38,7 @@ def model_parameters(
         )
         option = typer.Option(info.get_default(), spec.flag, help=spec.help)
         params.append(
-            inspect.Parameter(
-                name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=spec.type
-            )
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=spec.type)
         )
     return params
 

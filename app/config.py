@@ -28,10 +28,7 @@ class Settings(BaseSettings):
         DEFAULT_SECRET_KEY, description="Signs session cookies and CSRF tokens."
     )
     lease_minutes: int = Field(
-        20,
-        ge=MIN_LEASE_MINUTES,
-        le=MAX_LEASE_MINUTES,
-        description="How long an assignment is held.",
+        20, ge=MIN_LEASE_MINUTES, le=MAX_LEASE_MINUTES, description="How long an assignment is held."
     )
     session_max_age_hours: int = Field(12, ge=1, description="A login lasts this long.")
     # Login throttling: backoff, never a lock a stranger can hold (see app/services/throttle.py).

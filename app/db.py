@@ -63,7 +63,9 @@ def build_engine(
         return engine
     # Requests hold at most `pool_size` connections (see _gate); the overflow is for the CLI,
     # health checks and anything else that opens a session outside a request.
-    engine = create_engine(url, pool_size=pool_size, max_overflow=5, pool_timeout=pool_timeout)
+    engine = create_engine(
+        url, pool_size=pool_size, max_overflow=5, pool_timeout=pool_timeout
+    )
     event.listen(engine, "checkin", _checked_in)
     event.listen(engine, "checkout", partial(_ping_if_idle, engine.dialect, ping_after_idle_s))
     return engine

@@ -111,9 +111,7 @@ def read_judgment(session: SessionDep, _token: ReadToken, item_id: ItemId) -> An
 
 
 @router.get("/skips", response_model=Page[SkipOut], tags=["skips"])
-def list_skips(
-    session: SessionDep, _token: ReadToken, query: Annotated[SkipFilters, Query()]
-) -> Any:
+def list_skips(session: SessionDep, _token: ReadToken, query: Annotated[SkipFilters, Query()]) -> Any:
     """Skipped comparisons (reason and note), oldest first: which prompts are outside whose specialty."""
     return _page(queries.list_skips(session, query=query))
 

@@ -43,8 +43,6 @@ HOLDING_STATES = (AssignmentState.LEASED, AssignmentState.SUBMITTED)
 FINISHED_STATES = (AssignmentState.SUBMITTED, AssignmentState.SKIPPED)
 MAX_RATIONALE = 5000
 MAX_NOT_RANKABLE_REASON = 500
-
-
 # Why a rater gave a comparison back: the code is stored, the label is what the rater read.
 class SkipReason(StrEnum):
     """A reason code, as stored and as the API filters by it."""

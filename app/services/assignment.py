@@ -136,15 +136,11 @@ def _claim_statement() -> Select[int, int, int, int | None]:
     def not_done_by_rater(comparison: type[Comparison]) -> ColumnElement[bool]:
         # The rater's own expired lease (released or not yet) does not exclude the comparison:
         # it is renewed instead. A live one cannot be here: next_assignment returned it.
-        return (
-            ~select(Assignment.id)
-            .where(
-                Assignment.comparison_id == comparison.id,
-                Assignment.rater_id == bindparam("rater_id"),
-                Assignment.is_done(),
-            )
-            .exists()
-        )
+        return ~select(Assignment.id).where(
+            Assignment.comparison_id == comparison.id,
+            Assignment.rater_id == bindparam("rater_id"),
+            Assignment.is_done(),
+        ).exists()
 
     def of_kind(comparison: type[Comparison]) -> tuple[ColumnElement[bool], ...]:
         return (

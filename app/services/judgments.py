@@ -104,9 +104,8 @@ def _check_flags(offered: list[str], shown: list[int], data: JudgmentInput) -> d
 def _read_to_end(shown: list[int], given: dict[int, bool]) -> list[bool] | None:
     """Read state in display order; None unless the client reported every response."""
     if any(not 0 <= index < len(shown) for index in given):
-        raise ValidationFailed(
-            "read state was sent for a response that was not shown", field="read_to_end"
-        )
+        raise ValidationFailed("read state was sent for a response that was not shown",
+                               field="read_to_end")
     if len(given) != len(shown):
         return None
     return [given[i] for i in range(len(shown))]
@@ -193,9 +192,7 @@ _LOCK_OWN = (
     )
     .join(Comparison, Comparison.id == Assignment.comparison_id)
     .join(Campaign, Campaign.id == Comparison.campaign_id)
-    .where(
-        Assignment.id == bindparam("assignment_id"), Assignment.rater_id == bindparam("rater_id")
-    )
+    .where(Assignment.id == bindparam("assignment_id"), Assignment.rater_id == bindparam("rater_id"))
     .with_for_update(of=Assignment)
 )
 _JUDGMENTS = cast(Table, Judgment.__table__)
@@ -279,8 +276,7 @@ def submit_judgment(
             "rater_id": rater.id,
             "assignment_id": assignment.id,
             "revision": 0,
-            "lease_expired": assignment.lease_expires_at <= now
-            or assignment.state == AssignmentState.EXPIRED,
+            "lease_expired": assignment.lease_expires_at <= now or assignment.state == AssignmentState.EXPIRED,
             **values,
         },
     )

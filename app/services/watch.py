@@ -123,11 +123,7 @@ def head_to_head(session: Session, *, round_id: int) -> HeadToHead | None:
         for i in range(len(shown)):
             for j in range(i + 1, len(shown)):
                 a, b = shown[i], shown[j]
-                if (
-                    ranks[i] == ranks[j]
-                    or is_new.get(a) is None
-                    or is_new.get(b) in (None, is_new[a])
-                ):
+                if ranks[i] == ranks[j] or is_new.get(a) is None or is_new.get(b) in (None, is_new[a]):
                     continue  # a tie, or both from the same policy
                 pairs += 1
                 new_preferred += is_new[a] == (ranks[i] < ranks[j])

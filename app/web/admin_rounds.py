@@ -44,9 +44,7 @@ def queue(session: SessionDep, admin: AdminDep, form: FormDep) -> RedirectRespon
 
 
 @router.get("/rounds/{round_id}")
-def round_page(
-    request: Request, session: SessionDep, admin: AdminDep, round_id: PageId
-) -> Response:
+def round_page(request: Request, session: SessionDep, admin: AdminDep, round_id: PageId) -> Response:
     """A round: step timeline, log tails, charts, model versions, reward-hacking watch."""
     context = round_context(
         session, user=admin, training_round=get_round(session, round_id=round_id)

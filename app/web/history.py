@@ -41,9 +41,7 @@ def history(
 
 
 @router.post("/history/skips/{assignment_id}/undo", dependencies=[CsrfDep])
-def undo(
-    request: Request, session: SessionDep, rater: RaterDep, assignment_id: AssignmentId
-) -> Response:
+def undo(request: Request, session: SessionDep, rater: RaterDep, assignment_id: AssignmentId) -> Response:
     """Take a skipped comparison back while its lease holds; it is the next one to rate."""
     undo_skip(session, rater=rater, assignment_id=assignment_id)
     if is_htmx(request):

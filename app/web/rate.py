@@ -79,7 +79,9 @@ def skip(request: Request, session: SessionDep, rater: RaterDep, form: FormDep) 
 
 
 @router.get("/rate/diff/{assignment_id}")
-def diff(request: Request, session: SessionDep, rater: RaterDep, assignment_id: PageId) -> Response:
+def diff(
+    request: Request, session: SessionDep, rater: RaterDep, assignment_id: PageId
+) -> Response:
     """The word differences of the rater's comparison, swapped into each response (on request)."""
     context = diff_context(session, rater=rater, assignment_id=assignment_id)
     return render(request, "rate/diff.html", context)

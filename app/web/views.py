@@ -97,8 +97,8 @@ def _html(
 def _page_statement(*, with_progress: bool) -> Select[Any]:
     """Campaign, prompt, the shown responses (stored HTML) and maybe the rater's progress counts.
 
-    Built once per variant with bound parameters (comparison_id, and rater_id and today
-    for the progress): building and keying it per request cost more than running it.
+    Built once per variant with bound parameters (comparison_id; rater_id and today for
+    the progress): building and keying it per request cost more than running it.
     """
     extra: tuple[Any, ...] = ()
     if with_progress:
@@ -196,9 +196,7 @@ def comparison_context(
     campaign, page, counts = _page_data(
         session, comparison_id=comparison_id, shown=shown, progress_of=progress_of
     )
-    flags = [
-        (code, FLAG_LABELS.get(code, code), FLAG_KEYS.get(code, "")) for code in campaign.flags
-    ]
+    flags = [(code, FLAG_LABELS.get(code, code), FLAG_KEYS.get(code, "")) for code in campaign.flags]
     return {
         "campaign": campaign,
         **page,

@@ -92,7 +92,9 @@ def run_worker(
         try:
             status = work_once(factory, worker_id)
         except DBAPIError as exc:  # the database restarted or is away: wait, then reconnect
-            log.warning("database unavailable (%s); retrying in %gs", type(exc.orig).__name__, poll)
+            log.warning(
+                "database unavailable (%s); retrying in %gs", type(exc.orig).__name__, poll
+            )
             stop.wait(poll)
             continue
         if status is not None:

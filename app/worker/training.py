@@ -194,7 +194,9 @@ def current_policy_label(ctx: RoundContext) -> str:
     return f"base:{Path(ctx.outputs['policy']['from']).name}"
 
 
-def _generate(ctx: RoundContext, out: Path, model: str, label: str, stem: str, seed: int) -> float:
+def _generate(
+    ctx: RoundContext, out: Path, model: str, label: str, stem: str, seed: int
+) -> float:
     """K scored responses per generation prompt from `model`, into `{stem}.jsonl` and scores."""
     cfg = ctx.config
     return _run(ctx, "generate", [
@@ -217,9 +219,7 @@ def _side_by_side(out: Path, stems: list[str]) -> int:
     merged, merged_scores = [], []
     for rows, row_scores in zip(zip(*records, strict=True), zip(*scores, strict=True), strict=True):
         if len({r["external_id"] for r in rows}) != 1:
-            raise StepFailed(
-                f"the policies' generations are out of step at {rows[0]['external_id']}"
-            )
+            raise StepFailed(f"the policies' generations are out of step at {rows[0]['external_id']}")
         merged.append({**rows[0], "responses": [resp for r in rows for resp in r["responses"]]})
         merged_scores.append([s for ss in row_scores for s in ss])
     (out / "responses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in merged))

@@ -16,10 +16,7 @@ from trainer.schema import SCHEMA_VERSION
 
 
 def _filters(query: ExportQuery) -> list[Any]:
-    return [
-        Assignment.state == AssignmentState.SKIPPED,
-        *scope_filters(query, created=Assignment.completed_at),
-    ]
+    return [Assignment.state == AssignmentState.SKIPPED, *scope_filters(query, created=Assignment.completed_at)]
 
 
 def skip_rows(session: Session, *, query: ExportQuery) -> Iterator[dict[str, Any]]:

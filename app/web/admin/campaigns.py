@@ -85,9 +85,7 @@ def create(request: Request, session: SessionDep, admin: AdminDep, form: FormDep
 
 
 @router.get("/campaigns/{campaign_id}")
-def edit_page(
-    request: Request, session: SessionDep, admin: AdminDep, campaign_id: PageId
-) -> Response:
+def edit_page(request: Request, session: SessionDep, admin: AdminDep, campaign_id: PageId) -> Response:
     """A campaign's form and its progress."""
     c = get_campaign(session, campaign_id=campaign_id)
     progress = campaign_progress(session, campaign_id=c.id, overlap=c.overlap)

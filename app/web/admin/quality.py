@@ -23,9 +23,7 @@ router = APIRouter()
 
 @router.get("/quality")
 def quality(
-    request: Request,
-    session: SessionDep,
-    admin: AdminDep,
+    request: Request, session: SessionDep, admin: AdminDep,
     campaign_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> Response:
     """Alpha, agreement, kappa, gold, position bias, ties, flags, time; most-disagreed comparisons."""
