@@ -18,7 +18,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     Executable,
-    Insert,
     create_engine,
     event,
     inspect,
@@ -340,17 +339,12 @@ def run_core(session: Session, stmt: Executable, params: dict[str, Any]) -> Rows
     return Rows(list(result.keys()), [tuple(row) for row in result])
 
 
-def inserted(session: Session, stmt: Insert, values: dict[str, Any], model: type[M]) -> M | None:
-    """Run a one-row INSERT that returns every column of `model`'s table; the row as a clean,
-    persistent object (no unit-of-work flush, no second query), or None when nothing was
-    inserted (ON CONFLICT DO NOTHING). For the hot path, where a flush cost more than its SQL."""
-    return loaded(session, stmt, values, model)
-
-
 def loaded(session: Session, stmt: Executable, params: dict[str, Any], model: type[M]) -> M | None:
     """Run a statement that returns at most one row of every column of `model`'s table; the row
-    as a persistent object, as a query would load it (the session's copy if it holds one), or
-    None. Without the ORM's loading: the hot path's user and inserted rows."""
+    as a clean, persistent object, as a query would load it (the session's copy if it holds one),
+    or None. Without the ORM's loading: the hot path's user, and its one-row INSERTs with
+    RETURNING (no unit-of-work flush, no second query; None when ON CONFLICT DO NOTHING
+    inserted nothing)."""
     result = run_core(session, stmt, params)
     row = result.one_or_none()
     if row is None:

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import QueryableAttribute, Session, aliased
 
 from app.config import get_settings
-from app.db import inserted, run_core
+from app.db import loaded, run_core
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import (
     Assignment,
@@ -251,7 +251,7 @@ def _place(
         "display_order": order,
         "lease_expires_at": now + lease,
     }
-    placed = inserted(session, _INSERT_ASSIGNMENT, values, Assignment)
+    placed = loaded(session, _INSERT_ASSIGNMENT, values, Assignment)
     assert placed is not None  # a plain INSERT: a conflict is an error, not None
     return placed
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.db import inserted, run_core
+from app.db import loaded, run_core
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import Assignment, Campaign, Comparison, Judgment, User, utcnow
 from app.models.rating import MAX_NOT_RANKABLE_REASON, MAX_RATIONALE, AssignmentState
@@ -235,7 +235,7 @@ def _insert_first(session: Session, values: dict[str, Any]) -> Judgment | None:
     ON CONFLICT DO NOTHING instead of a savepoint around the insert: one statement, not three.
     """
     stmt = _INSERT_FIRST[session.get_bind().dialect.name]
-    return inserted(session, stmt, values, Judgment)
+    return loaded(session, stmt, values, Judgment)
 
 
 def _mark_submitted(session: Session, assignment_id: int, now: datetime) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from app import db as db_module
-from app.db import _driver_plan, inserted, loaded, run_core
+from app.db import _driver_plan, loaded, run_core
 from app.models import Assignment, User, utcnow
 from app.services import assignment as assignment_service
 from app.services import judgments
@@ -55,7 +55,7 @@ def test_an_insert_gets_its_python_side_defaults_on_the_driver(db: Session) -> N
     stmt = assignment_service._INSERT_ASSIGNMENT
     assert _driver_plan(db.connection(), stmt, _keys(values)) is not None
     before = utcnow()
-    placed = inserted(db, stmt, values, Assignment)
+    placed = loaded(db, stmt, values, Assignment)
     assert placed is not None and placed.state == "leased" and placed.created_at >= before
     assert db.get(Assignment, placed.id) is placed
 
