@@ -25,7 +25,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.engine.interfaces import Compiled
 from sqlalchemy.exc import DBAPIError, DisconnectionError, MultipleResultsFound
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
+from sqlalchemy.util import await_
+from sqlalchemy.util.concurrency import in_greenlet
 from starlette.concurrency import run_in_threadpool
 
 from app.config import get_settings
@@ -115,6 +123,53 @@ def worker_sessionmaker() -> sessionmaker[Session]:
     settings = get_settings()
     engine = build_engine(settings.database_url, pool_size=2, ping_after_idle_s=0)
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def _has_async_driver(url: str) -> bool:
+    return make_url(url).drivername == "postgresql+psycopg"
+
+
+# One async engine per event loop (its connections belong to the loop that opened them): the
+# server's worker has one loop; tests start several.
+_async_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _async_sessionmaker() -> async_sessionmaker[AsyncSession] | None:
+    """Sessions on this event loop's async engine (psycopg's async connections), or None where
+    the database has no async driver here (the SQLite demo)."""
+    settings = get_settings()
+    if not _has_async_driver(settings.database_url):
+        return None
+    loop = asyncio.get_running_loop()
+    engine = _async_engines.get(loop)
+    if engine is None:
+        engine = _async_engines[loop] = create_async_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=0,  # the gate admits no more requests than this
+            pool_timeout=settings.db_pool_timeout,
+        )
+        event.listen(engine.sync_engine, "checkin", _checked_in)
+        event.listen(engine.sync_engine, "checkout", partial(_ping_if_idle, engine.dialect, 1.0))
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def dispose_async_engine() -> None:
+    """Close this event loop's async connections (at the app's shutdown)."""
+    engine = _async_engines.pop(asyncio.get_running_loop(), None)
+    if engine is not None:
+        await engine.dispose()
+
+
+def pause(seconds: float) -> None:
+    """Wait `seconds` in a service: without blocking the event loop when the service runs on it
+    (run_in_transaction's async path), else by sleeping the worker thread."""
+    if in_greenlet():
+        await_(asyncio.sleep(seconds))
+    else:
+        time.sleep(seconds)
 
 
 _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
@@ -234,7 +289,8 @@ class _DriverPlan:
         for name, processor in self.bind_processors:
             values[name] = processor(values[name])
         dialect = connection.dialect
-        dbapi_connection: Any = connection.connection.driver_connection
+        # psycopg's connection, or SQLAlchemy's sync face of psycopg's async one (the async path)
+        dbapi_connection: Any = connection.connection.dbapi_connection
         cursor = dbapi_connection.cursor()
         # The engine's listeners see the statement as if SQLAlchemy sent it (statement counts).
         for listener in connection.dispatch.before_cursor_execute:
@@ -293,7 +349,7 @@ def _driver_plan(
     if len(_driver_plans) >= MAX_DRIVER_PLANS:
         return None
     plan = None
-    if dialect.driver == "psycopg":
+    if dialect.driver in ("psycopg", "psycopg_async"):
         compiled = stmt.compile(dialect=dialect, column_keys=list(keys))  # type: ignore[attr-defined]
         prefetch = [
             *getattr(compiled, "insert_prefetch", ()),
@@ -377,17 +433,34 @@ def session_opener(app: FastAPI) -> Callable[[], AbstractContextManager[Session]
     return contextmanager(override) if override is not None else transaction
 
 
+def _committed(session: Session, work: Callable[[Session], T]) -> T:
+    result = work(session)
+    if session.in_transaction():  # a route may have committed already (before rendering)
+        session.commit()
+    return result
+
+
 async def run_in_transaction(app: FastAPI, work: Callable[[Session], T]) -> T:
-    """`work(session)` in a worker thread, in its own short transaction, behind the request gate.
+    """`work(session)` in its own short transaction, behind the request gate: committed when it
+    returns, rolled back when it raises.
 
-    For work that must not hold a connection for the whole request (a login's two steps around
-    its argon2 check) or that runs before the body is read (API write tokens).
+    On PostgreSQL, on the event loop: the sync session runs on psycopg's async connection (in a
+    greenlet, SQLAlchemy's asyncio bridge), so the request takes no thread hop and no thread
+    contends for the interpreter lock; requests interleave at their statements, in the order
+    their results arrive. Elsewhere (the SQLite demo, a test's session override) in a worker
+    thread. For the routes every judgment takes, for work that must not hold a connection for
+    the whole request (a login's two steps around its argon2 check), and for work that runs
+    before the body is read (API write tokens).
     """
-    opener = session_opener(app)
-
-    def run() -> T:
-        with opener() as session:
-            return work(session)
-
     async with _gate():
+        maker = None if get_session in app.dependency_overrides else _async_sessionmaker()
+        if maker is not None:
+            async with maker() as session:
+                return await session.run_sync(_committed, work)
+        opener = session_opener(app)
+
+        def run() -> T:
+            with opener() as session:
+                return work(session)
+
         return await run_in_threadpool(run)

@@ -17,7 +17,7 @@ from app.api import docs as api_docs
 from app.api import router as api_router
 from app.api.errors import api_error_response, install_api_error_handlers, is_api
 from app.config import get_settings
-from app.db import REPO_ROOT
+from app.db import REPO_ROOT, dispose_async_engine
 from app.errors import AppError, Unavailable
 from app.middleware import BodyLimit, SecurityHeaders
 from app.web import router as web_router
@@ -50,6 +50,7 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # requests holding connections to no more than the pool, which the settings keep below this.
     anyio.to_thread.current_default_thread_limiter().total_tokens = get_settings().threads
     yield
+    await dispose_async_engine()
 
 
 def create_app() -> FastAPI:

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import QueryableAttribute, Session, aliased
 
 from app.config import get_settings
-from app.db import loaded, run_core
+from app.db import loaded, pause, run_core
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import (
     Assignment,
@@ -308,7 +308,7 @@ def next_assignment(
             continue
         if not _anything_open(session, rater, campaigns):
             return None
-        time.sleep(0.02 * (attempt + 1))
+        pause(0.02 * (attempt + 1))
     return None
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from app.db import SessionDep
+from app.db import SessionDep, run_in_transaction
 from app.models import Assignment, User
 from app.services.assignment import next_assignment, skip_assignment
 from app.services.judgments import submit_judgment
@@ -42,40 +42,54 @@ def _workspace(
     return render(request, "rate/page.html", context, block="workspace")
 
 
-# The two routes every judgment takes load the rater themselves (rater_of: RaterDep's checks) so
-# that the user, the judgment and the next page share one worker thread hop.
+# The routes every judgment takes load the rater themselves (rater_of: RaterDep's checks) and
+# do all their database work and rendering in one run_in_transaction: on PostgreSQL that runs on
+# the event loop, without a thread hop (see there).
 
 
 @router.get("/rate")
-def rate(request: Request, session: SessionDep, web: CookieDep) -> Response:
+async def rate(request: Request, web: CookieDep) -> Response:
     """The current (or a newly claimed) comparison; a reload shows the same one."""
-    return _workspace(request, session, rater_of(session, web))
+
+    def work(session: Session) -> Response:
+        return _workspace(request, session, rater_of(session, web))
+
+    return await run_in_transaction(request.app, work)
 
 
 @router.post("/rate/submit", dependencies=[CsrfDep])
-def submit(request: Request, session: SessionDep, web: CookieDep, form: FormDep) -> Response:
+async def submit(request: Request, web: CookieDep, form: FormDep) -> Response:
     """Record the judgment (once, whatever the retries) and show the next comparison."""
-    rater = rater_of(session, web)
-    submit_judgment(
-        session,
-        rater=rater,
-        assignment_id=integer(form, "assignment_id") or 0,
-        data=judgment_input(form),
-    )
-    return _next(request, session, rater)
+
+    def work(session: Session) -> Response:
+        rater = rater_of(session, web)  # who it is, before what they sent is judged
+        submit_judgment(
+            session,
+            rater=rater,
+            assignment_id=integer(form, "assignment_id") or 0,
+            data=judgment_input(form),
+        )
+        return _next(request, session, rater)
+
+    return await run_in_transaction(request.app, work)
 
 
 @router.post("/rate/skip", dependencies=[CsrfDep])
-def skip(request: Request, session: SessionDep, rater: RaterDep, form: FormDep) -> Response:
+async def skip(request: Request, web: CookieDep, form: FormDep) -> Response:
     """Give the comparison back with a reason and show the next one."""
-    skipped = skip_assignment(
-        session,
-        rater=rater,
-        assignment_id=integer(form, "assignment_id") or 0,
-        reason=text(form, "skip_reason"),
-        note=text(form, "skip_note"),
-    )
-    return _next(request, session, rater, skipped)
+
+    def work(session: Session) -> Response:
+        rater = rater_of(session, web)
+        skipped = skip_assignment(
+            session,
+            rater=rater,
+            assignment_id=integer(form, "assignment_id") or 0,
+            reason=text(form, "skip_reason"),
+            note=text(form, "skip_note"),
+        )
+        return _next(request, session, rater, skipped)
+
+    return await run_in_transaction(request.app, work)
 
 
 @router.get("/rate/diff/{assignment_id}")
