@@ -59,8 +59,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# The web app pings a connection that sat in the pool this long or more (see _ping_if_idle).
+PING_AFTER_IDLE_S = 1.0
+
+
 def build_engine(
-    url: str, *, pool_size: int = 10, pool_timeout: float = 30, ping_after_idle_s: float = 1.0
+    url: str,
+    *,
+    pool_size: int = 10,
+    pool_timeout: float = 30,
+    ping_after_idle_s: float = PING_AFTER_IDLE_S,
 ) -> Engine:
     """An engine for `url` with the per-dialect settings prefloop relies on; a pooled connection
     idle for `ping_after_idle_s` or longer is pinged before use (0: every checkout)."""
@@ -152,7 +160,8 @@ def _async_sessionmaker() -> async_sessionmaker[AsyncSession] | None:
             pool_timeout=settings.db_pool_timeout,
         )
         event.listen(engine.sync_engine, "checkin", _checked_in)
-        event.listen(engine.sync_engine, "checkout", partial(_ping_if_idle, engine.dialect, 1.0))
+        ping = partial(_ping_if_idle, engine.dialect, PING_AFTER_IDLE_S)
+        event.listen(engine.sync_engine, "checkout", ping)
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
