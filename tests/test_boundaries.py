@@ -64,23 +64,27 @@ def test_app_imports_only_the_trainer_schema_outside_the_worker() -> None:
 
 def _distribution_closure(requirements: list[str]) -> set[str]:
     """Normalised names of the distributions these requirements install, transitively."""
-    seen: set[str] = set()
+    names: set[str] = set()
+    seen: set[tuple[str, frozenset[str]]] = set()
     todo = [Requirement(r) for r in requirements]
     while todo:
         req = todo.pop()
         name = re.sub(r"[-_.]+", "-", req.name).lower()
-        if name in seen:
+        # A dependency's own extras install more (sqlalchemy[asyncio] brings greenlet).
+        extras = frozenset(req.extras)
+        if (name, extras) in seen:
             continue
-        seen.add(name)
+        seen.add((name, extras))
+        names.add(name)
         try:
             dist = metadata.distribution(req.name)
         except metadata.PackageNotFoundError:
             continue
         for raw in dist.requires or []:
             sub = Requirement(raw)
-            if sub.marker is None or sub.marker.evaluate({"extra": ""}):
+            if sub.marker is None or any(sub.marker.evaluate({"extra": e}) for e in {"", *extras}):
                 todo.append(sub)
-    return seen
+    return names
 
 
 def modules_only_extras_install() -> set[str]:
