@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -61,6 +61,19 @@ def _reset_app_caches() -> None:
         get_engine().dispose()
     for cached in (get_settings, get_engine, get_sessionmaker):
         cached.cache_clear()
+
+
+@pytest.fixture
+def point_app_at(pg_url: str) -> Iterator[Callable[[str], None]]:
+    """Point the app's settings, engine and sessions at another database URL; the test database
+    again afterwards."""
+
+    def point(url: str) -> None:
+        os.environ["PREFLOOP_DATABASE_URL"] = url
+        _reset_app_caches()
+
+    yield point
+    point(pg_url)
 
 
 @pytest.fixture(scope="session")

@@ -6,16 +6,17 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.orm import Session
 
-from app.config import get_settings
-from app.db import _async_engines, pause, run_in_transaction
+from app.db import _async_engines, get_sessionmaker, pause, run_in_transaction
 from app.main import create_app
+from app.migrate import upgrade
 from app.models import Judgment, User
 from app.services import assignment as assignment_service
 from tests.factories import make_campaign, make_comparisons, make_user
@@ -74,7 +75,7 @@ def test_a_pause_in_a_service_lets_other_requests_run(committed_engine: Engine) 
     ticks: list[float] = []
 
     async def ticker() -> None:
-        for _ in range(10):
+        for _ in range(40):  # ticks past the pause, however long the connect took
             ticks.append(time.monotonic())
             await asyncio.sleep(0.01)
 
@@ -98,37 +99,23 @@ def test_a_pause_in_a_service_lets_other_requests_run(committed_engine: Engine) 
 
 
 def test_without_an_async_driver_work_runs_in_a_worker_thread(
-    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, point_app_at: Callable[[str], None]
 ) -> None:
-    from app.migrate import upgrade
-
     url = f"sqlite:///{tmp_path}/demo.db"
     upgrade(url)
-    monkeypatch.setenv("PREFLOOP_DATABASE_URL", url)
-    get_settings.cache_clear()
-    from app.db import get_engine, get_sessionmaker
+    point_app_at(url)
+    app = create_app()
+    ran_on: list[int] = []
 
-    get_engine.cache_clear()
-    get_sessionmaker.cache_clear()
-    try:
-        app = create_app()
-        ran_on: list[int] = []
+    def work(session: Session) -> int:
+        ran_on.append(threading.get_ident())
+        make_user(session, email="sqlite@example.org")
+        return _users(session)
 
-        def work(session: Session) -> int:
-            ran_on.append(threading.get_ident())
-            make_user(session, email="sqlite@example.org")
-            return _users(session)
-
-        assert asyncio.run(run_in_transaction(app, work)) == 1
-        assert ran_on and ran_on[0] != threading.get_ident()
-        with get_sessionmaker()() as session:
-            assert _users(session) == 1  # committed
-        get_engine().dispose()
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
-        get_engine.cache_clear()
-        get_sessionmaker.cache_clear()
+    assert asyncio.run(run_in_transaction(app, work)) == 1
+    assert ran_on and ran_on[0] != threading.get_ident()
+    with get_sessionmaker()() as session:
+        assert _users(session) == 1  # committed
 
 
 @pytest.fixture

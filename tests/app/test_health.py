@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import get_settings
-from app.db import get_engine, get_sessionmaker
 from app.main import create_app
 from app.migrate import upgrade
 
@@ -20,17 +18,12 @@ def test_ready_on_the_migrated_test_database(client: TestClient) -> None:
 
 
 @pytest.fixture
-def fresh_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pg_url: str):
-    """An app pointed at another database; the caches are restored after."""
+def fresh_app(point_app_at):
+    """An app pointed at another database; the test database again after."""
     def point_at(url: str) -> TestClient:
-        monkeypatch.setenv("PREFLOOP_DATABASE_URL", url)
-        for cached in (get_settings, get_engine, get_sessionmaker):
-            cached.cache_clear()
+        point_app_at(url)
         return TestClient(create_app())
-    yield point_at
-    monkeypatch.setenv("PREFLOOP_DATABASE_URL", pg_url)
-    for cached in (get_settings, get_engine, get_sessionmaker):
-        cached.cache_clear()
+    return point_at
 
 
 def test_not_ready_when_unmigrated_or_unreachable(fresh_app, tmp_path: Path) -> None:
