@@ -80,7 +80,7 @@ def serve(
         f"prefloop serving on http://{host}:{port} (database {safe_url(get_settings().database_url)})"
     )
     uvicorn.run(
-        "app.main:create_app",
+        "app.main:create_served_app",
         factory=True,
         host=host,
         port=port,

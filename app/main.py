@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -44,17 +45,43 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
     return await _app_error_handler(request, unavailable)
 
 
+# A served worker's cyclic garbage collector: young collections every this many new objects, not
+# Python's 700 (see settle_heap_for_serving).
+YOUNG_GC_THRESHOLD = 10_000
+
+
+def settle_heap_for_serving() -> None:
+    """Keep the garbage collector's pauses off a serving worker's requests.
+
+    The ~160,000 objects the app's imports and routes leave (modules, classes, functions) live as
+    long as the process: frozen, full collections no longer walk them (each walk blocked the event
+    loop 50-150 ms under load, every few seconds: the p99 of every request in flight). Young
+    collections every 10,000 allocations rather than 700: fewer of them, and fewer in-flight
+    request objects promoted to the old generations just because a collection caught them alive.
+    Cyclic garbage is still collected, later; the memory it may hold meanwhile is small.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, middle, old)
+
+
 @asynccontextmanager
-async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Sync routes and dependencies run on this many threads; the session gate (app.db) keeps
     # requests holding connections to no more than the pool, which the settings keep below this.
     anyio.to_thread.current_default_thread_limiter().total_tokens = get_settings().threads
+    if app.state.serving:
+        settle_heap_for_serving()
     yield
     await dispose_async_engine()
 
 
-def create_app() -> FastAPI:
-    """Build the app; settings are validated first, so a production default secret refuses here."""
+def create_app(*, serving: bool = False) -> FastAPI:
+    """Build the app; settings are validated first, so a production default secret refuses here.
+
+    `serving`: the app is a server worker's whole process (`prefloop serve`), so it may tune the
+    process (settle_heap_for_serving); tests and embedders build it without."""
     get_settings()
     app = FastAPI(
         title="prefloop",
@@ -76,4 +103,10 @@ def create_app() -> FastAPI:
     install_api_error_handlers(app, _app_error_handler)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)  # added last: outermost, so even a 413 carries them
+    app.state.serving = serving
     return app
+
+
+def create_served_app() -> FastAPI:
+    """The app as each `prefloop serve` worker runs it (uvicorn's factory)."""
+    return create_app(serving=True)
