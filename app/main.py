@@ -21,7 +21,7 @@ from app.config import get_settings
 from app.db import REPO_ROOT, dispose_async_engine
 from app.errors import AppError, Unavailable
 from app.middleware import BodyLimit, SecurityHeaders
-from app.web import router as web_router
+from app.web import routers as web_routers
 from app.web.errors import html_error, wants_html
 
 
@@ -92,10 +92,13 @@ def create_app(*, serving: bool = False) -> FastAPI:
         lifespan=_lifespan,
     )
     app.mount("/static", StaticFiles(directory=REPO_ROOT / "static"), name="static")
+    # First the pages, the rating routes first among them: FastAPI tries routes in order, and
+    # the submit every judgment makes went through the API's ~70 routes before its own.
+    for router in web_routers:
+        app.include_router(router, include_in_schema=False)
     app.include_router(health.router)
     app.include_router(api_router)
     app.include_router(api_docs.router)
-    app.include_router(web_router)
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(InterfaceError, _database_unavailable)

@@ -4,12 +4,15 @@ from fastapi import APIRouter
 
 from app.web import admin, admin_rounds, history, invite, pages, rate
 
-router = APIRouter(include_in_schema=False)
-router.include_router(pages.router)
-router.include_router(rate.router)
-router.include_router(history.router)
-router.include_router(invite.router)
-router.include_router(admin.router)
-router.include_router(admin_rounds.router)
+# Included into the app one by one, not under a parent router: FastAPI walks its tree of included
+# routers on every request, and the rating routes, which every judgment takes, come first.
+routers: list[APIRouter] = [
+    rate.router,
+    pages.router,
+    history.router,
+    invite.router,
+    admin.router,
+    admin_rounds.router,
+]
 
-__all__ = ["router"]
+__all__ = ["routers"]
