@@ -34,7 +34,7 @@ def test_a_served_worker_freezes_what_its_imports_left(restored_gc: None) -> Non
     with TestClient(create_served_app()) as client:
         assert client.get("/healthz").status_code == 200
         # The modules, classes and functions behind the app: tens of thousands of objects that
-        # a full collection would otherwise walk (50-150 ms of a blocked event loop under load).
+        # a full collection would otherwise walk (up to 150 ms of a blocked event loop under load).
         assert gc.get_freeze_count() >= 0.9 * before
         assert _tracked() < before / 10
         assert gc.get_threshold()[0] == YOUNG_GC_THRESHOLD
