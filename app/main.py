@@ -56,7 +56,7 @@ def settle_heap_for_serving() -> None:
     The ~160,000 objects the app's imports and routes leave (modules, classes, functions) live as
     long as the process: frozen, full collections no longer walk them (each walk blocked the event
     loop up to 150 ms under load, every few seconds: the p99 of every request in flight). Young
-    collections every 10,000 allocations rather than 700: fewer of them, and fewer in-flight
+    collections every YOUNG_GC_THRESHOLD allocations: fewer of them, and fewer in-flight
     request objects promoted to the old generations just because a collection caught them alive.
     Cyclic garbage is still collected, later; the memory it may hold meanwhile is small.
     """
