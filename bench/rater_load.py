@@ -391,7 +391,7 @@ def start_profilers(folder: Path | None, server_pid: int, level: int,
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     return [
         subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(int(duration)),
-                          "--rate", "200", "--format", "raw", "--nonblocking",
+                          "--rate", "200", "--format", "raw", "--nonblocking", "--gil",
                           "--output", str(folder / f"C{level}-{pid}.txt")],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for pid in _children(server_pid) or [server_pid]
