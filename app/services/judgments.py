@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -196,16 +196,10 @@ _LOCK_OWN = (
     .with_for_update(of=Assignment)
 )
 _JUDGMENTS = cast(Table, Judgment.__table__)
-_ASSIGNMENTS = cast(Table, Assignment.__table__)
 _INSERT_FIRST = {
     dialect: insert(_JUDGMENTS).on_conflict_do_nothing().returning(*_JUDGMENTS.c)
     for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
 }
-_MARK_SUBMITTED = (
-    update(_ASSIGNMENTS)
-    .where(_ASSIGNMENTS.c.id == bindparam("assignment_id"))
-    .values(state=AssignmentState.SUBMITTED, completed_at=bindparam("now"))
-)
 
 
 class _Locked(NamedTuple):
@@ -233,19 +227,17 @@ def _insert_first(session: Session, values: dict[str, Any]) -> Judgment | None:
     """Insert a first judgment; None when the rater already used its key (nothing written).
 
     ON CONFLICT DO NOTHING instead of a savepoint around the insert: one statement, not three.
+    The database marks the assignment submitted in the same statement (the trigger
+    judgments_first_submits, migration d8e2a4f6b1c9: no UPDATE of its own, no round trip); a
+    loaded copy of the assignment, if the session holds one, is told, as the database now says.
     """
     stmt = _INSERT_FIRST[session.get_bind().dialect.name]
-    return loaded(session, stmt, values, Judgment)
-
-
-def _mark_submitted(session: Session, assignment_id: int, now: datetime) -> None:
-    """One UPDATE (no unit-of-work flush); a loaded copy of the assignment, if the session holds
-    one, is told, as the database now says."""
-    run_core(session, _MARK_SUBMITTED, {"assignment_id": assignment_id, "now": now})
-    loaded = session.identity_map.get(session.identity_key(Assignment, assignment_id))
-    if loaded is not None:
-        set_committed_value(loaded, "state", AssignmentState.SUBMITTED)
-        set_committed_value(loaded, "completed_at", now)
+    judgment = loaded(session, stmt, values, Judgment)
+    held = session.identity_map.get(session.identity_key(Assignment, values["assignment_id"]))
+    if judgment is not None and held is not None:
+        set_committed_value(held, "state", AssignmentState.SUBMITTED)
+        set_committed_value(held, "completed_at", judgment.created_at)
+    return judgment
 
 
 def submit_judgment(
@@ -282,7 +274,6 @@ def submit_judgment(
     )
     if judgment is None:
         raise Conflict("this form was already used for another comparison; reload the page")
-    _mark_submitted(session, assignment.id, now)
     return SubmitResult(judgment, replayed=False)
 
 

@@ -53,6 +53,24 @@ def test_a_two_way_judgment_is_recorded_raw(db: Session) -> None:
     assert assignment.state == "submitted" and assignment.completed_at is not None
 
 
+def test_the_database_marks_the_assignment_submitted_by_the_first_judgment_only(
+    db: Session,
+) -> None:
+    rater, assignment = _leased(db)
+    first = submit_judgment(db, rater=rater, assignment_id=assignment.id, data=JudgmentInput(
+        idempotency_key="first-key-1", scale=1)).judgment
+
+    def stored() -> tuple[str, object]:  # the row as the database has it, not the session's copy
+        row = db.execute(select(Assignment.state, Assignment.completed_at)
+                         .where(Assignment.id == assignment.id)).one()
+        return row[0], row[1]
+
+    assert stored() == ("submitted", first.created_at)
+    correct_judgment(db, rater=rater, judgment_id=first.id,
+                     data=JudgmentInput(idempotency_key="first-fix-1", scale=-1))
+    assert stored() == ("submitted", first.created_at)  # a correction leaves it as it was
+
+
 def test_a_k_way_ranking_with_ties_is_stored_as_dense_ranks(db: Session) -> None:
     rater, assignment = _leased(db, k=4)
     given = dict(enumerate([1, 3, 1, 4]))  # two tied best, gaps allowed
