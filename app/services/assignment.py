@@ -14,23 +14,29 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
-    Select,
+    Integer,
+    String,
     Table,
     bindparam,
     func,
-    insert,
+    literal,
     literal_column,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import QueryableAttribute, Session, aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.config import get_settings
 from app.db import loaded, pause, run_core
@@ -45,6 +51,7 @@ from app.models import (
     User,
     utcnow,
 )
+from app.models.base import UTCDateTime
 from app.models.campaigns import wants_raters
 from app.models.rating import MAX_SKIP_NOTE, SKIP_REASONS, AssignmentState
 
@@ -123,14 +130,15 @@ _PREFERRED = (Comparison.priority.desc(), Comparison.open_places, Comparison.id)
 CLAIM_WINDOW = 16
 
 
-def _claim_statement() -> Select[int, int, int, int | None]:
-    """The claim: lock the first open comparison of one kind that the rater has not done.
+def _claim_statement() -> dict[str, Any]:
+    """The claim, per dialect: lock the first open comparison of one kind that the rater has not
+    done, and place the rater's lease on it, in one statement.
 
     The first of the claim order's CLAIM_WINDOW open comparisons that the rater has not done
     and nobody is claiming, else the freshest such comparison anywhere: both read a few index
     entries, whatever the campaign's size and the rater's history (the fallback is evaluated
-    only when the window had none). One statement returns (comparison id, prompt id, a
-    response id, the rater's own expired assignment on it or None) per item, in position order.
+    only when the window had none). Claiming and placing in one INSERT ... SELECT saves the
+    placing INSERT's round trip on every judgment.
     """
 
     def not_done_by_rater(comparison: type[Comparison]) -> ColumnElement[bool]:
@@ -185,36 +193,72 @@ def _claim_statement() -> Select[int, int, int, int | None]:
         .with_for_update(of=fresh, **lock)
         .scalar_subquery()
     )
-    own_expired = (
-        select(Assignment.id)
-        .where(
-            Assignment.comparison_id == Comparison.id,
-            Assignment.rater_id == bindparam("rater_id"),
-            ~Assignment.is_done(),
-        )
-        .correlate(Comparison)
-        .scalar_subquery()
-    )
-    return (
-        select(Comparison.id, Comparison.prompt_id, ComparisonItem.response_id, own_expired)
-        .join(ComparisonItem, ComparisonItem.comparison_id == Comparison.id)
-        .where(Comparison.id == func.coalesce(in_front, freshest))
-        .order_by(ComparisonItem.position)
-    )
+    claimed = Comparison.id == func.coalesce(in_front, freshest)
+    return {
+        dialect: _placing(insert, claimed, _shuffled_items(dialect))
+        for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+    }
 
 
+def _shuffled_items(dialect: str) -> ColumnElement[Any]:
+    """The claimed comparison's response ids in a random order: the order the rater sees them in
+    (a new one per assignment, so that no position is favoured)."""
+    items = (
+        select(ComparisonItem.response_id)
+        .where(ComparisonItem.comparison_id == Comparison.id)
+        .correlate(Comparison)  # also from inside SQLite's derived table below
+    )
+    if dialect == "postgresql":
+        order = aggregate_order_by(ComparisonItem.response_id, func.random())
+        return items.with_only_columns(func.jsonb_agg(order)).scalar_subquery()
+    shuffled = items.order_by(func.random()).subquery()
+    return select(func.json_group_array(shuffled.c.response_id)).scalar_subquery()
+
+
+def _placing(
+    insert: Callable[[Table], Any], claimed: ColumnElement[bool], order: ColumnElement[Any]
+) -> Any:
+    """The claim as one INSERT ... SELECT: the rater's new lease on the claimed comparison, or
+    their own expired one on it renewed (its order kept); RETURNING the assignment."""
+    columns = ["comparison_id", "rater_id", "state", "display_order", "lease_expires_at",
+               "created_at"]
+    lease = select(
+        Comparison.id,
+        bindparam("rater_id", type_=Integer()),
+        literal(AssignmentState.LEASED.value, String),
+        order,
+        bindparam("lease_expires_at", type_=UTCDateTime()),
+        bindparam("created_at", type_=UTCDateTime()),
+    ).where(claimed)
+    statement = insert(_ASSIGNMENTS).from_select(columns, lease, include_defaults=False)
+    renewed = statement.on_conflict_do_update(
+        index_elements=[_ASSIGNMENTS.c.comparison_id, _ASSIGNMENTS.c.rater_id],
+        set_={"state": statement.excluded.state,
+              "lease_expires_at": statement.excluded.lease_expires_at},
+        where=~Assignment.is_done(),  # only ever an expired lease: the claim skips done ones
+    )
+    return renewed.returning(*_ASSIGNMENTS.c)
+
+
+_ASSIGNMENTS = cast(Table, Assignment.__table__)
 _CLAIM = _claim_statement()
 
 
 def _claim(
-    session: Session, rater: User, campaign_id: int, gold: bool
-) -> tuple[int, int, list[int], int | None] | None:
-    """Lock the first open comparison of this kind that the rater has not done (see above)."""
-    params = {"rater_id": rater.id, "campaign_id": campaign_id, "gold": gold}
-    rows = run_core(session, _CLAIM, params).all()
-    if not rows:
-        return None
-    return rows[0][0], rows[0][1], [row[2] for row in rows], rows[0][3]
+    session: Session, rater: User, campaign_id: int, gold: bool, *, now: datetime,
+    expires: datetime,
+) -> Assignment | None:
+    """The rater's lease on the first open comparison of this kind they have not done (see
+    above), or None."""
+    params = {
+        "rater_id": rater.id, "campaign_id": campaign_id, "gold": gold,
+        "lease_expires_at": expires, "created_at": now,
+    }
+    placed = loaded(session, _CLAIM[session.get_bind().dialect.name], params, Assignment)
+    if placed is not None:  # a renewed lease: the session's copy, if it held one, is told
+        set_committed_value(placed, "state", AssignmentState.LEASED)
+        set_committed_value(placed, "lease_expires_at", expires)
+    return placed
 
 
 def _lock_for_sqlite(session: Session, campaign_id: int) -> None:
@@ -226,55 +270,24 @@ def _lock_for_sqlite(session: Session, campaign_id: int) -> None:
         )
 
 
-def _place(
-    session: Session,
-    rater: User,
-    claimed: tuple[int, int, list[int], int | None],
-    now: datetime,
-    lease: timedelta,
-    rng: random.Random,
-) -> Assignment:
-    """Create the rater's assignment, or renew their own expired lease on it."""
-    comparison_id, _prompt_id, response_ids, own_expired = claimed
-    if own_expired is not None:
-        existing = session.get_one(Assignment, own_expired)
-        existing.state = AssignmentState.LEASED
-        existing.lease_expires_at = now + lease
-        session.flush()
-        return existing
-    order = list(response_ids)
-    rng.shuffle(order)
-    values = {
-        "comparison_id": comparison_id,
-        "rater_id": rater.id,
-        "state": AssignmentState.LEASED,
-        "display_order": order,
-        "lease_expires_at": now + lease,
-    }
-    placed = loaded(session, _INSERT_ASSIGNMENT, values, Assignment)
-    assert placed is not None  # a plain INSERT: a conflict is an error, not None
-    return placed
-
-
-_ASSIGNMENTS = cast(Table, Assignment.__table__)
-_INSERT_ASSIGNMENT = insert(_ASSIGNMENTS).returning(*_ASSIGNMENTS.c)
-
-
 def _claim_in_order(
     session: Session,
     rater: User,
     campaigns: list[_CampaignRow],
     draw: float,
-) -> tuple[tuple[int, int, list[int], int | None], int | None] | None:
+    now: datetime,
+    lease: timedelta,
+) -> Assignment | None:
     for campaign_id, gold_rate, _lease, minutes in campaigns:
         # One draw per claim: gold is preferred when the draw falls under the campaign's gold
         # rate, so gold comes at that rate while both kinds remain; either fills in for the other.
         wants_gold = gold_rate > draw
+        expires = now + (timedelta(minutes=minutes) if minutes else lease)  # the campaign's own
         _lock_for_sqlite(session, campaign_id)
         for gold in (wants_gold, not wants_gold):
-            claimed = _claim(session, rater, campaign_id, gold)
-            if claimed is not None:
-                return claimed, minutes
+            placed = _claim(session, rater, campaign_id, gold, now=now, expires=expires)
+            if placed is not None:
+                return placed
     return None
 
 
@@ -298,10 +311,9 @@ def next_assignment(
         return session.get_one(Assignment, min(current))
     draw = rng.random()
     for attempt in range(CLAIM_RETRIES):
-        claimed = _claim_in_order(session, rater, campaigns, draw)
-        if claimed is not None:
-            held = timedelta(minutes=claimed[1]) if claimed[1] else lease  # the campaign's own
-            return _place(session, rater, claimed[0], now, held, rng)
+        placed = _claim_in_order(session, rater, campaigns, draw, now, lease)
+        if placed is not None:
+            return placed
         # Nothing open: maybe leases have expired since the last release, or places are held
         # by claims in flight (rows locked by others); look again after those commit.
         if attempt == 0 and release_expired_leases(session, now=now):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import Engine, Table, create_engine, event, insert, select, text
@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from app import db as db_module
 from app.db import _driver_plan, loaded, run_core
 from app.models import Assignment, User, utcnow
-from app.services import assignment as assignment_service
 from app.services import judgments
 from app.services.assignment import next_assignment
 from tests.factories import make_campaign, make_comparisons, make_user
@@ -41,6 +40,10 @@ def test_a_driver_statement_returns_the_rows_sqlalchemy_returns(db: Session) -> 
     assert row[5] == campaign.flags and "unsafe" in row[5]
 
 
+_ASSIGNMENTS = cast(Table, Assignment.__table__)
+_INSERT_ASSIGNMENT = insert(_ASSIGNMENTS).returning(*_ASSIGNMENTS.c)  # built once, as hot ones are
+
+
 def test_an_insert_gets_its_python_side_defaults_on_the_driver(db: Session) -> None:
     """created_at (a function) and state (a value) are filled in as SQLAlchemy would."""
     campaign = make_campaign(db, overlap=2)
@@ -52,7 +55,7 @@ def test_an_insert_gets_its_python_side_defaults_on_the_driver(db: Session) -> N
         "display_order": [1, 2],
         "lease_expires_at": utcnow() + timedelta(minutes=5),
     }
-    stmt = assignment_service._INSERT_ASSIGNMENT
+    stmt = _INSERT_ASSIGNMENT
     assert _driver_plan(db.connection(), stmt, _keys(values)) is not None
     before = utcnow()
     placed = loaded(db, stmt, values, Assignment)
