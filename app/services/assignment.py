@@ -25,10 +25,12 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    and_,
     bindparam,
     func,
     literal,
     literal_column,
+    or_,
     select,
     update,
 )
@@ -65,6 +67,16 @@ _released_at = [float("-inf")]
 # (campaign id, gold rate, the rater's oldest live lease in it or None)
 # (campaign id, gold rate, the rater's live lease in it, the campaign's lease minutes or None)
 _CampaignRow = tuple[int, float, int | None, int | None]
+
+
+@dataclass(frozen=True)
+class Continuing:
+    """The campaign of the comparison a rater just judged, as that transaction read it: where
+    their next comparison comes from unless something changed (see next_assignment)."""
+
+    campaign_id: int
+    gold_rate: float
+    lease_minutes: int | None
 
 
 def release_expired_leases(session: Session, *, now: datetime) -> int:
@@ -106,7 +118,7 @@ _ACTIVE_CAMPAIGNS = (
         Campaign.lease_minutes,
     )
     .where(Campaign.status == "active")
-    .order_by(Campaign.priority.desc(), Campaign.id)
+    .order_by(Campaign.priority.desc(), Campaign.id)  # the campaigns' claim order (see _first)
 )
 
 
@@ -130,7 +142,7 @@ _PREFERRED = (Comparison.priority.desc(), Comparison.open_places, Comparison.id)
 CLAIM_WINDOW = 16
 
 
-def _claim_statement() -> dict[str, Any]:
+def _claim_statement(*, continuing: bool = False) -> dict[str, Any]:
     """The claim, per dialect: lock the first open comparison of one kind that the rater has not
     done, and place the rater's lease on it, in one statement.
 
@@ -139,6 +151,9 @@ def _claim_statement() -> dict[str, Any]:
     entries, whatever the campaign's size and the rater's history (the fallback is evaluated
     only when the window had none). Claiming and placing in one INSERT ... SELECT saves the
     placing INSERT's round trip on every judgment.
+
+    `continuing`: only while the campaign is the first active one in the claim order and the
+    rater holds no live lease, which is what next_assignment's campaigns read checks first.
     """
 
     def not_done_by_rater(comparison: type[Comparison]) -> ColumnElement[bool]:
@@ -194,10 +209,42 @@ def _claim_statement() -> dict[str, Any]:
         .scalar_subquery()
     )
     claimed = Comparison.id == func.coalesce(in_front, freshest)
+    if continuing:
+        claimed = and_(claimed, _first_in_claim_order(), _no_live_lease())
     return {
         dialect: _placing(insert, claimed, _shuffled_items(dialect))
         for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
     }
+
+
+def _first_in_claim_order() -> ColumnElement[bool]:
+    """SQL: the campaign `campaign_id` is active and no active campaign comes before it in the
+    campaigns' claim order (priority, then id: _ACTIVE_CAMPAIGNS')."""
+    this, ahead = aliased(Campaign, name="this"), aliased(Campaign, name="ahead")
+    before = or_(
+        ahead.priority > this.priority, and_(ahead.priority == this.priority, ahead.id < this.id)
+    )
+    others_first = select(ahead.id).where(ahead.status == "active", before).exists()
+    return (
+        select(this.id)
+        .where(this.id == bindparam("campaign_id"), this.status == "active", ~others_first)
+        .exists()
+    )
+
+
+def _no_live_lease() -> ColumnElement[bool]:
+    """SQL: the rater holds no live lease in an active campaign (one they would be shown)."""
+    held = (
+        select(Assignment.id)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .join(Campaign, Campaign.id == Comparison.campaign_id)
+        .where(
+            Assignment.rater_id == bindparam("rater_id"),
+            Assignment.is_live_lease(bindparam("now")),
+            Campaign.status == "active",
+        )
+    )
+    return ~held.exists()
 
 
 def _shuffled_items(dialect: str) -> ColumnElement[Any]:
@@ -242,23 +289,33 @@ def _placing(
 
 _ASSIGNMENTS = cast(Table, Assignment.__table__)
 _CLAIM = _claim_statement()
+_CLAIM_CONTINUING = _claim_statement(continuing=True)
 
 
 def _claim(
     session: Session, rater: User, campaign_id: int, gold: bool, *, now: datetime,
-    expires: datetime,
+    expires: datetime, continuing: bool = False,
 ) -> Assignment | None:
     """The rater's lease on the first open comparison of this kind they have not done (see
-    above), or None."""
+    _claim_statement), or None."""
     params = {
         "rater_id": rater.id, "campaign_id": campaign_id, "gold": gold,
         "lease_expires_at": expires, "created_at": now,
     }
-    placed = loaded(session, _CLAIM[session.get_bind().dialect.name], params, Assignment)
+    statements = _CLAIM
+    if continuing:
+        statements = _CLAIM_CONTINUING
+        params["now"] = now
+    placed = loaded(session, statements[session.get_bind().dialect.name], params, Assignment)
     if placed is not None:  # a renewed lease: the session's copy, if it held one, is told
         set_committed_value(placed, "state", AssignmentState.LEASED)
         set_committed_value(placed, "lease_expires_at", expires)
     return placed
+
+
+def _lease_end(now: datetime, minutes: int | None, lease: timedelta) -> datetime:
+    """When a lease taken now ends: after the campaign's own lease length, else `lease`."""
+    return now + (timedelta(minutes=minutes) if minutes else lease)
 
 
 def _lock_for_sqlite(session: Session, campaign_id: int) -> None:
@@ -282,7 +339,7 @@ def _claim_in_order(
         # One draw per claim: gold is preferred when the draw falls under the campaign's gold
         # rate, so gold comes at that rate while both kinds remain; either fills in for the other.
         wants_gold = gold_rate > draw
-        expires = now + (timedelta(minutes=minutes) if minutes else lease)  # the campaign's own
+        expires = _lease_end(now, minutes, lease)
         _lock_for_sqlite(session, campaign_id)
         for gold in (wants_gold, not wants_gold):
             placed = _claim(session, rater, campaign_id, gold, now=now, expires=expires)
@@ -298,18 +355,28 @@ def next_assignment(
     now: datetime | None = None,
     lease_minutes: int | None = None,
     rng: random.Random | None = None,
+    continuing: Continuing | None = None,
 ) -> Assignment | None:
-    """The rater's current lease, or a newly claimed comparison; None when nothing is left."""
+    """The rater's current lease, or a newly claimed comparison; None when nothing is left.
+
+    After a judgment (`continuing`), the claim in that campaign comes first, in one statement
+    that also makes the campaigns read's checks (the campaign still first, no lease held): the
+    usual case then costs no campaigns read. Whenever it finds nothing, the rules below decide.
+    """
     now = now or utcnow()
     rng = rng or _system_rng
     lease = timedelta(minutes=lease_minutes or get_settings().lease_minutes)
     if time.monotonic() - _released_at[0] > RELEASE_EVERY_S:
         release_expired_leases(session, now=now)
+    draw = rng.random()
+    if continuing is not None:
+        placed = _claim_continuing(session, rater, continuing, draw, now, lease)
+        if placed is not None:
+            return placed
     campaigns = _active_campaigns(session, rater, now)
     current = [row[2] for row in campaigns if row[2] is not None]
     if current:
         return session.get_one(Assignment, min(current))
-    draw = rng.random()
     for attempt in range(CLAIM_RETRIES):
         placed = _claim_in_order(session, rater, campaigns, draw, now, lease)
         if placed is not None:
@@ -322,6 +389,23 @@ def next_assignment(
             return None
         pause(0.02 * (attempt + 1))
     return None
+
+
+def _claim_continuing(
+    session: Session,
+    rater: User,
+    continuing: Continuing,
+    draw: float,
+    now: datetime,
+    lease: timedelta,
+) -> Assignment | None:
+    """The first claim next_assignment would make, if the campaign is still the first in the
+    claim order and the rater holds no lease; else None (see _claim_statement)."""
+    _lock_for_sqlite(session, continuing.campaign_id)
+    return _claim(
+        session, rater, continuing.campaign_id, continuing.gold_rate > draw, now=now,
+        expires=_lease_end(now, continuing.lease_minutes, lease), continuing=True,
+    )
 
 
 def _anything_open(session: Session, rater: User, campaigns: list[_CampaignRow]) -> bool:

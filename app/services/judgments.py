@@ -19,6 +19,7 @@ from app.db import loaded, run_core
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import Assignment, Campaign, Comparison, Judgment, User, utcnow
 from app.models.rating import MAX_NOT_RANKABLE_REASON, MAX_RATIONALE, AssignmentState
+from app.services.assignment import Continuing
 from trainer.schema import KNOWN_FLAGS, UNSAFE, is_weak_order
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -42,10 +43,12 @@ class JudgmentInput:
 
 @dataclass(frozen=True)
 class SubmitResult:
-    """The recorded judgment; `replayed` when this key had already been recorded."""
+    """The recorded judgment; `replayed` when this key had already been recorded. `continuing`:
+    the comparison's campaign, as this transaction read it (for next_assignment)."""
 
     judgment: Judgment
     replayed: bool
+    continuing: Continuing | None = None
 
 
 def letter(index: int) -> str:
@@ -189,6 +192,9 @@ _LOCK_OWN = (
         Assignment.display_order,
         Assignment.lease_expires_at,
         Campaign.flags,
+        Campaign.id,
+        Campaign.gold_rate,
+        Campaign.lease_minutes,
     )
     .join(Comparison, Comparison.id == Assignment.comparison_id)
     .join(Campaign, Campaign.id == Comparison.campaign_id)
@@ -211,6 +217,9 @@ class _Locked(NamedTuple):
     display_order: list[int]
     lease_expires_at: datetime
     flags: list[str]  # the campaign's
+    campaign_id: int
+    gold_rate: float
+    lease_minutes: int | None
 
 
 def _lock_own(session: Session, rater: User, assignment_id: int) -> _Locked:
@@ -274,7 +283,8 @@ def submit_judgment(
     )
     if judgment is None:
         raise Conflict("this form was already used for another comparison; reload the page")
-    return SubmitResult(judgment, replayed=False)
+    campaign = Continuing(assignment.campaign_id, assignment.gold_rate, assignment.lease_minutes)
+    return SubmitResult(judgment, replayed=False, continuing=campaign)
 
 
 def _is_superseded(session: Session, judgment_id: int) -> bool:

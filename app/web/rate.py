@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.db import SessionDep, run_in_transaction
 from app.models import Assignment, User
-from app.services.assignment import next_assignment, skip_assignment
+from app.services.assignment import Continuing, next_assignment, skip_assignment
 from app.services.judgments import submit_judgment
 from app.web.auth import CookieDep, CsrfDep, PageId, RaterDep, rater_of
 from app.web.forms import integer, judgment_input, text
@@ -20,18 +20,26 @@ router = APIRouter()
 
 
 def _next(
-    request: Request, session: Session, rater: User, skipped: Assignment | None = None
+    request: Request,
+    session: Session,
+    rater: User,
+    skipped: Assignment | None = None,
+    continuing: Continuing | None = None,
 ) -> Response:
     """The rater's next comparison: the workspace block for htmx, else back to the page (PRG)."""
     if not is_htmx(request):
         return RedirectResponse("/rate", status_code=303)
-    return _workspace(request, session, rater, skipped)
+    return _workspace(request, session, rater, skipped, continuing)
 
 
 def _workspace(
-    request: Request, session: Session, rater: User, skipped: Assignment | None = None
+    request: Request,
+    session: Session,
+    rater: User,
+    skipped: Assignment | None = None,
+    continuing: Continuing | None = None,
 ) -> Response:
-    assignment = next_assignment(session, rater=rater)
+    assignment = next_assignment(session, rater=rater, continuing=continuing)
     context = rate_context(session, rater=rater, assignment=assignment)
     # Commit the claim (and the judgment before it) with the page's one read, before rendering:
     # no row lock is held while the page renders, and the read does not need a second
@@ -63,13 +71,13 @@ async def submit(request: Request, web: CookieDep, form: FormDep) -> Response:
 
     def work(session: Session) -> Response:
         rater = rater_of(session, web)  # who it is, before what they sent is judged
-        submit_judgment(
+        result = submit_judgment(
             session,
             rater=rater,
             assignment_id=integer(form, "assignment_id") or 0,
             data=judgment_input(form),
         )
-        return _next(request, session, rater)
+        return _next(request, session, rater, continuing=result.continuing)
 
     return await run_in_transaction(request.app, work)
 

@@ -156,3 +156,67 @@ def test_progress_counts_today_campaign_and_left(db: Session) -> None:
     _judge(db, rater, assignment)
     p = progress(db, rater=rater, campaign_id=campaign.id)
     assert (p.done_today, p.done_in_campaign, p.left) == (1, 1, 2)
+
+
+def _judged(db: Session, rater, assignment):
+    """Judge `assignment`; what the submit hands to the next claim (its campaign)."""
+    result = submit_judgment(db, rater=rater, assignment_id=assignment.id,
+                             data=JudgmentInput(idempotency_key=f"next-key-{assignment.id}", scale=1))
+    assert result.continuing is not None
+    return result.continuing
+
+
+def test_after_a_judgment_the_next_comes_from_the_same_campaign(db: Session) -> None:
+    low = make_campaign(db, priority=0)
+    campaign = make_campaign(db, priority=1, lease_minutes=7)
+    make_comparisons(db, low, count=2)
+    make_comparisons(db, campaign, count=2)
+    rater = make_user(db)
+    first = next_assignment(db, rater=rater)
+    assert first is not None and first.comparison.campaign_id == campaign.id
+    continuing = _judged(db, rater, first)
+    second = next_assignment(db, rater=rater, continuing=continuing)
+    assert second is not None and second.comparison.campaign_id == campaign.id
+    assert second.comparison_id != first.comparison_id
+    # The campaign's own lease length, as the full rules give it.
+    assert utcnow() + timedelta(minutes=6) < second.lease_expires_at < utcnow() + timedelta(minutes=8)
+
+
+def test_after_a_judgment_a_campaign_now_first_in_order_comes_first(db: Session) -> None:
+    campaign = make_campaign(db, priority=1)
+    make_comparisons(db, campaign, count=2)
+    rater = make_user(db)
+    first = next_assignment(db, rater=rater)
+    assert first is not None
+    urgent = make_campaign(db, priority=9)  # created while the rater was reading
+    make_comparisons(db, urgent, count=1)
+    second = next_assignment(db, rater=rater, continuing=_judged(db, rater, first))
+    assert second is not None and second.comparison.campaign_id == urgent.id
+
+
+def test_after_a_judgment_a_paused_campaign_gives_nothing_more(db: Session) -> None:
+    campaign = make_campaign(db)
+    make_comparisons(db, campaign, count=3)
+    rater = make_user(db)
+    first = next_assignment(db, rater=rater)
+    assert first is not None
+    continuing = _judged(db, rater, first)
+    campaign.status = "paused"
+    db.flush()
+    assert next_assignment(db, rater=rater, continuing=continuing) is None
+
+
+def test_after_a_judgment_a_lease_still_held_is_shown_first(db: Session) -> None:
+    # Two tabs: one lease judged in the first, another still held (in another campaign).
+    campaign, other = make_campaign(db, priority=1), make_campaign(db, priority=0)
+    make_comparisons(db, campaign, count=3)
+    [elsewhere] = make_comparisons(db, other)
+    rater = make_user(db)
+    first = next_assignment(db, rater=rater)
+    assert first is not None and first.comparison.campaign_id == campaign.id
+    held = Assignment(comparison_id=elsewhere.id, rater_id=rater.id, state="leased",
+                      display_order=[0, 1], lease_expires_at=utcnow() + timedelta(minutes=5))
+    db.add(held)
+    db.flush()
+    shown = next_assignment(db, rater=rater, continuing=_judged(db, rater, first))
+    assert shown is not None and shown.id == held.id

@@ -31,15 +31,17 @@ def test_eight_threads_on_sqlite_end_with_exactly_overlap_judgments(tmp_path: Pa
     def rate(rater_id: int) -> None:
         try:
             start.wait()
+            continuing = None  # after a judgment, the next claim's shortcut (as the page's)
             while True:
                 with Session(engine) as session, session.begin():
                     rater = session.get_one(User, rater_id)
-                    assignment = next_assignment(session, rater=rater)
+                    assignment = next_assignment(session, rater=rater, continuing=continuing)
                     if assignment is None:
                         return
-                    submit_judgment(session, rater=rater, assignment_id=assignment.id,
-                                    data=JudgmentInput(idempotency_key=f"sqlite-{assignment.id}",
-                                                       scale=1))
+                    continuing = submit_judgment(
+                        session, rater=rater, assignment_id=assignment.id,
+                        data=JudgmentInput(idempotency_key=f"sqlite-{assignment.id}", scale=1),
+                    ).continuing
         except BaseException as exc:
             errors.append(exc)
 
