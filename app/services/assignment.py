@@ -7,8 +7,9 @@ closest to completion), takes the first there that the rater has not done, else 
 open comparison they have not done, and locks it (FOR NO KEY UPDATE SKIP LOCKED on PostgreSQL,
 so concurrent claimers take different rows; the database write lock on SQLite). The lock
 re-checks `open_places > 0` on the row's latest version, so two raters can never both take the
-last place; the same statement inserts the rater's lease. The cost is O(log N) in the campaign's size and does not grow with the rater's
-history, until the campaign's last comparisons (no fresh one left) are the rater's own."""
+last place; the same statement inserts the rater's lease. The cost is O(log N) in the campaign's
+size and does not grow with the rater's history, until the campaign's last comparisons (no fresh
+one left) are the rater's own."""
 
 from __future__ import annotations
 
@@ -118,7 +119,7 @@ _ACTIVE_CAMPAIGNS = (
         Campaign.lease_minutes,
     )
     .where(Campaign.status == "active")
-    .order_by(Campaign.priority.desc(), Campaign.id)  # the campaigns' claim order (see _first)
+    .order_by(Campaign.priority.desc(), Campaign.id)  # the campaigns' claim order (_first_in_claim_order)
 )
 
 

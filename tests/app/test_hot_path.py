@@ -154,7 +154,8 @@ def _prepared(db: Session, name: str, statement: Any, params: dict[str, Any]) ->
     return sql.SQL("EXECUTE {}({})").format(sql.Identifier(name), literals).as_string(raw)
 
 
-def test_the_claims_one_generic_plan_reads_its_indexes(db: Session) -> None:
+@pytest.mark.parametrize("after_a_judgment", [False, True])
+def test_the_claims_one_generic_plan_reads_its_indexes(db: Session, after_a_judgment: bool) -> None:
     # psycopg prepares a statement on its fifth run, and PostgreSQL then keeps one generic plan
     # if it costs no more than planning afresh. With `open_places > $n` (a bound parameter) that
     # plan could not use the claim's partial indexes (`open_places > 0`): it read the whole
@@ -165,7 +166,10 @@ def test_the_claims_one_generic_plan_reads_its_indexes(db: Session) -> None:
     db.execute(text("ANALYZE"))
     params = {"rater_id": rater.id, "campaign_id": campaign.id, "gold": False,
               "lease_expires_at": utcnow(), "created_at": utcnow()}
-    execute = _prepared(db, "claim", assignment_service._CLAIM["postgresql"], params)
+    statements = assignment_service._CLAIM
+    if after_a_judgment:  # the claim every judgment's next page makes first
+        statements, params["now"] = assignment_service._CLAIM_CONTINUING, utcnow()
+    execute = _prepared(db, "claim", statements["postgresql"], params)
     db.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
     plan = _explained(db, execute)
     db.connection().exec_driver_sql("DEALLOCATE claim")
