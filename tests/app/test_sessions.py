@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
+from app.config import get_settings
 from app.services.users import end_sessions, set_active, set_password
+from app.web import auth
 from app.web.auth import COOKIE, current_user
 from tests.factories import make_user
 from tests.support import run
@@ -91,3 +95,23 @@ def test_cli_end_sessions_and_deactivate(tmp_path) -> None:
     assert off.returncode == 0 and "deactivated" in off.stdout
     missing = run(["users", "end-sessions", "nobody@example.org"], url=url)
     assert missing.returncode == 2 and "no user" in missing.stderr
+
+
+def test_a_cookie_expires_after_the_login_lifetime_even_when_it_was_just_accepted(
+    client: TestClient, db: Session, monkeypatch
+) -> None:
+    _user, cookie, csrf = _logged_in(client, db)
+    assert _replay(client, cookie, csrf) == (200, 404)  # accepted (and remembered as checked)
+    lifetime = get_settings().session_max_age_hours * 3600
+    later = time.time() + lifetime + 5
+    monkeypatch.setattr(auth.time, "time", lambda: later)
+    # Anonymous again: the page sends to the login, the post's CSRF token is no longer valid.
+    assert _replay(client, cookie, csrf) == (303, 403)
+
+
+def test_a_tampered_cookie_is_refused_every_time(client: TestClient, db: Session) -> None:
+    _user, cookie, csrf = _logged_in(client, db)
+    payload, _, rest = cookie.partition(".")
+    forged = payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB") + "." + rest
+    for _ in range(2):
+        assert _replay(client, forged, csrf) == (303, 403)
