@@ -6,7 +6,18 @@ from datetime import timedelta
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Engine, Table, create_engine, event, insert, select, text
+from sqlalchemy import (
+    Engine,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -38,6 +49,23 @@ def test_a_driver_statement_returns_the_rows_sqlalchemy_returns(db: Session) -> 
     (row,) = by_driver
     assert row[3] == assignment.display_order and row[4].tzinfo is not None
     assert row[5] == campaign.flags and "unsafe" in row[5]
+
+
+# A literal among the caller's binds (as the claim's state is): its value is the driver plan's
+# own after the first run; the caller's values must still be this run's.
+_WITH_A_LITERAL = select(User.id, literal("fixed", String), bindparam("tag", type_=String)).where(
+    User.id == bindparam("user_id")
+)
+
+
+def test_a_statement_with_literals_gets_each_runs_own_values(db: Session) -> None:
+    users = [make_user(db), make_user(db)]
+    connection = db.connection()
+    for run, user in enumerate(users * 2):
+        params = {"user_id": user.id, "tag": f"run {run}"}
+        by_driver = run_core(db, _WITH_A_LITERAL, params).all()
+        by_sqlalchemy = [tuple(row) for row in connection.execute(_WITH_A_LITERAL, params)]
+        assert by_driver == by_sqlalchemy == [(user.id, "fixed", f"run {run}")]
 
 
 _ASSIGNMENTS = cast(Table, Assignment.__table__)
