@@ -65,8 +65,8 @@ CLAIM_RETRIES = 20
 # Expired leases give their places back at least this often (and whenever a claim finds nothing).
 RELEASE_EVERY_S = 10.0
 _released_at = [float("-inf")]
-# (campaign id, gold rate, the rater's oldest live lease in it or None)
-# (campaign id, gold rate, the rater's live lease in it, the campaign's lease minutes or None)
+# (campaign id, gold rate, the rater's oldest live lease in it or None, the campaign's lease
+# minutes or None)
 _CampaignRow = tuple[int, float, int | None, int | None]
 
 

@@ -16,10 +16,13 @@ from app.services.judgments import JudgmentInput, submit_judgment
 from tests.factories import make_campaign, make_comparisons, make_raters, make_user
 
 
-def _judge(db: Session, rater, assignment, now=None) -> None:
+def _judge(db: Session, rater, assignment, now=None):
+    """Judge `assignment`; what the submit hands to the next claim (its campaign)."""
     key = f"test-key-{assignment.id}-{rater.id}"
-    submit_judgment(db, rater=rater, assignment_id=assignment.id,
-                    data=JudgmentInput(idempotency_key=key, scale=0), now=now)
+    result = submit_judgment(db, rater=rater, assignment_id=assignment.id,
+                             data=JudgmentInput(idempotency_key=key, scale=0), now=now)
+    assert result.continuing is not None
+    return result.continuing
 
 
 def test_next_leases_a_comparison_with_a_recorded_random_order(db: Session) -> None:
@@ -158,14 +161,6 @@ def test_progress_counts_today_campaign_and_left(db: Session) -> None:
     assert (p.done_today, p.done_in_campaign, p.left) == (1, 1, 2)
 
 
-def _judged(db: Session, rater, assignment):
-    """Judge `assignment`; what the submit hands to the next claim (its campaign)."""
-    result = submit_judgment(db, rater=rater, assignment_id=assignment.id,
-                             data=JudgmentInput(idempotency_key=f"next-key-{assignment.id}", scale=1))
-    assert result.continuing is not None
-    return result.continuing
-
-
 def test_after_a_judgment_the_next_comes_from_the_same_campaign(db: Session) -> None:
     low = make_campaign(db, priority=0)
     campaign = make_campaign(db, priority=1, lease_minutes=7)
@@ -174,7 +169,7 @@ def test_after_a_judgment_the_next_comes_from_the_same_campaign(db: Session) -> 
     rater = make_user(db)
     first = next_assignment(db, rater=rater)
     assert first is not None and first.comparison.campaign_id == campaign.id
-    continuing = _judged(db, rater, first)
+    continuing = _judge(db, rater, first)
     second = next_assignment(db, rater=rater, continuing=continuing)
     assert second is not None and second.comparison.campaign_id == campaign.id
     assert second.comparison_id != first.comparison_id
@@ -190,7 +185,7 @@ def test_after_a_judgment_a_campaign_now_first_in_order_comes_first(db: Session)
     assert first is not None
     urgent = make_campaign(db, priority=9)  # created while the rater was reading
     make_comparisons(db, urgent, count=1)
-    second = next_assignment(db, rater=rater, continuing=_judged(db, rater, first))
+    second = next_assignment(db, rater=rater, continuing=_judge(db, rater, first))
     assert second is not None and second.comparison.campaign_id == urgent.id
 
 
@@ -200,7 +195,7 @@ def test_after_a_judgment_a_paused_campaign_gives_nothing_more(db: Session) -> N
     rater = make_user(db)
     first = next_assignment(db, rater=rater)
     assert first is not None
-    continuing = _judged(db, rater, first)
+    continuing = _judge(db, rater, first)
     campaign.status = "paused"
     db.flush()
     assert next_assignment(db, rater=rater, continuing=continuing) is None
@@ -218,5 +213,5 @@ def test_after_a_judgment_a_lease_still_held_is_shown_first(db: Session) -> None
                       display_order=[0, 1], lease_expires_at=utcnow() + timedelta(minutes=5))
     db.add(held)
     db.flush()
-    shown = next_assignment(db, rater=rater, continuing=_judged(db, rater, first))
+    shown = next_assignment(db, rater=rater, continuing=_judge(db, rater, first))
     assert shown is not None and shown.id == held.id
