@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar, cast
 import anyio
 from fastapi import Depends, FastAPI
 from sqlalchemy import (
+    Column,
     ColumnDefault,
     Connection,
     Engine,
@@ -410,6 +411,12 @@ def _default_value(default: ColumnDefault) -> Any:
     return default.arg(None) if default.is_callable else default.arg
 
 
+def column_default(column: Column[Any]) -> Any:
+    """The value an INSERT that leaves `column` out stores: its Python-side default, else None."""
+    default = column.default
+    return _default_value(default) if isinstance(default, ColumnDefault) else None
+
+
 def run_core(session: Session, stmt: Executable, params: dict[str, Any]) -> Rows:
     """A Core statement (plain rows, no ORM entities) on the session's connection and transaction,
     fetched.
@@ -441,7 +448,12 @@ def loaded(session: Session, stmt: Executable, params: dict[str, Any], model: ty
     row = result.one_or_none()
     if row is None:
         return None
-    values = dict(zip(result.keys, row, strict=True))
+    return as_loaded(session, model, dict(zip(result.keys, row, strict=True)))
+
+
+def as_loaded(session: Session, model: type[M], values: dict[str, Any]) -> M:
+    """A row of every column of `model`'s table (by column key) as a clean, persistent object in
+    the session, as a query would load it (the session's copy if it holds one): see loaded."""
     mapper = inspect(model)
     identity = mapper.identity_key_from_primary_key([values[c.key] for c in mapper.primary_key])
     held = session.identity_map.get(identity)

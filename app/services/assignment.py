@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    CTE,
     BindParameter,
     ColumnElement,
     Integer,
@@ -100,6 +101,12 @@ def release_expired_leases(session: Session, *, now: datetime) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def release_if_due(session: Session, *, now: datetime) -> None:
+    """Release expired leases when RELEASE_EVERY_S have passed since they last were."""
+    if time.monotonic() - _released_at[0] > RELEASE_EVERY_S:
+        release_expired_leases(session, now=now)
+
+
 # The hot path's statements are built once, with bound parameters: building one of these and
 # computing its cache key costs more Python time than running it (~1 ms for the claim alone);
 # a statement object keeps its cache key, so SQLAlchemy goes straight to the compiled SQL.
@@ -147,24 +154,56 @@ def _claim_statement(*, continuing: bool = False) -> dict[str, Any]:
     """The claim, per dialect: lock the first open comparison of one kind that the rater has not
     done, and place the rater's lease on it, in one statement.
 
-    The first of the claim order's CLAIM_WINDOW open comparisons that the rater has not done
-    and nobody is claiming, else the freshest such comparison anywhere: both read a few index
-    entries, whatever the campaign's size and the rater's history (the fallback is evaluated
-    only when the window had none). Claiming and placing in one INSERT ... SELECT saves the
-    placing INSERT's round trip on every judgment.
+    Claiming and placing in one INSERT ... SELECT saves the placing INSERT's round trip on every
+    judgment (see _claimed for which comparison).
 
     `continuing`: only while the campaign is the first active one in the claim order and the
     rater holds no live lease, which is what next_assignment's campaigns read checks first.
     """
+    claimed = _claimed()
+    if continuing:
+        claimed = and_(claimed, _first_in_claim_order(), _no_live_lease())
+    return {
+        dialect: _placing(insert, claimed, _shuffled_items(dialect))
+        for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+    }
+
+
+def claim_after_judgment(judged: CTE) -> Any:
+    """PostgreSQL: the continuing claim (see _claim_statement) as part of the judgment's own
+    statement, after `judged` (a CTE of the judgment's INSERT): placed only when that inserted
+    a row. Binds: the claim's, and `comparison_id` and `assignment_id`, the judged one's.
+
+    A statement does not see its own writes (nor its triggers', which run at its end): here the
+    judged lease is still leased and live, so the judged comparison is excluded by id, and the
+    judged lease from the check that the rater holds none.
+    """
+    judged_one = bindparam("comparison_id", type_=Integer())
+    claimed = and_(
+        _claimed(excluding=judged_one),
+        _first_in_claim_order(),
+        _no_live_lease(excluding=bindparam("assignment_id", type_=Integer())),
+        select(judged.c.id).exists(),
+    )
+    return _placing(postgresql_insert, claimed, _shuffled_items("postgresql"))
+
+
+def _claimed(*, excluding: ColumnElement[int] | None = None) -> ColumnElement[bool]:
+    """SQL: the comparison is the one to claim: the first of the claim order's CLAIM_WINDOW open
+    comparisons that the rater has not done and nobody is claiming, else the freshest such
+    comparison anywhere. Both read a few index entries, whatever the campaign's size and the
+    rater's history (the fallback is evaluated only when the window had none). `excluding`: a
+    comparison not to claim."""
 
     def not_done_by_rater(comparison: type[Comparison]) -> ColumnElement[bool]:
         # The rater's own expired lease (released or not yet) does not exclude the comparison:
         # it is renewed instead. A live one cannot be here: next_assignment returned it.
-        return ~select(Assignment.id).where(
+        not_done = ~select(Assignment.id).where(
             Assignment.comparison_id == comparison.id,
             Assignment.rater_id == bindparam("rater_id"),
             Assignment.is_done(),
         ).exists()
+        return not_done if excluding is None else and_(not_done, comparison.id != excluding)
 
     def of_kind(comparison: type[Comparison]) -> tuple[ColumnElement[bool], ...]:
         return (
@@ -209,13 +248,7 @@ def _claim_statement(*, continuing: bool = False) -> dict[str, Any]:
         .with_for_update(of=fresh, **lock)
         .scalar_subquery()
     )
-    claimed = Comparison.id == func.coalesce(in_front, freshest)
-    if continuing:
-        claimed = and_(claimed, _first_in_claim_order(), _no_live_lease())
-    return {
-        dialect: _placing(insert, claimed, _shuffled_items(dialect))
-        for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
-    }
+    return Comparison.id == func.coalesce(in_front, freshest)
 
 
 def _first_in_claim_order() -> ColumnElement[bool]:
@@ -233,8 +266,9 @@ def _first_in_claim_order() -> ColumnElement[bool]:
     )
 
 
-def _no_live_lease() -> ColumnElement[bool]:
-    """SQL: the rater holds no live lease in an active campaign (one they would be shown)."""
+def _no_live_lease(*, excluding: ColumnElement[int] | None = None) -> ColumnElement[bool]:
+    """SQL: the rater holds no live lease in an active campaign (one they would be shown), but
+    maybe the lease `excluding`."""
     held = (
         select(Assignment.id)
         .join(Comparison, Comparison.id == Assignment.comparison_id)
@@ -245,6 +279,8 @@ def _no_live_lease() -> ColumnElement[bool]:
             Campaign.status == "active",
         )
     )
+    if excluding is not None:
+        held = held.where(Assignment.id != excluding)
     return ~held.exists()
 
 
@@ -294,24 +330,43 @@ _CLAIM_CONTINUING = _claim_statement(continuing=True)
 
 
 def _claim(
-    session: Session, rater: User, campaign_id: int, gold: bool, *, now: datetime,
-    expires: datetime, continuing: bool = False,
+    session: Session, params: dict[str, Any], *, continuing: bool = False
 ) -> Assignment | None:
-    """The rater's lease on the first open comparison of this kind they have not done (see
-    _claim_statement), or None."""
-    params = {
-        "rater_id": rater.id, "campaign_id": campaign_id, "gold": gold,
-        "lease_expires_at": expires, "created_at": now,
-    }
-    statements = _CLAIM
-    if continuing:
-        statements = _CLAIM_CONTINUING
-        params["now"] = now
+    """The rater's lease on the first open comparison of one kind they have not done (see
+    _claim_statement; binds from _claim_params), or None."""
+    statements = _CLAIM_CONTINUING if continuing else _CLAIM
     placed = loaded(session, statements[session.get_bind().dialect.name], params, Assignment)
     if placed is not None:  # a renewed lease: the session's copy, if it held one, is told
         set_committed_value(placed, "state", AssignmentState.LEASED)
-        set_committed_value(placed, "lease_expires_at", expires)
+        set_committed_value(placed, "lease_expires_at", params["lease_expires_at"])
     return placed
+
+
+def _claim_params(
+    rater_id: int, campaign_id: int, gold: bool, *, now: datetime, expires: datetime
+) -> dict[str, Any]:
+    return {
+        "rater_id": rater_id, "campaign_id": campaign_id, "gold": gold,
+        "lease_expires_at": expires, "created_at": now,
+    }
+
+
+def _continuing_params(
+    rater_id: int, continuing: Continuing, *, now: datetime, draw: float, lease: timedelta
+) -> dict[str, Any]:
+    gold = continuing.gold_rate > draw
+    expires = _lease_end(now, continuing.lease_minutes, lease)
+    # `now` for its check that the rater holds no live lease.
+    return {**_claim_params(rater_id, continuing.campaign_id, gold, now=now, expires=expires),
+            "now": now}
+
+
+def continuing_claim_params(rater_id: int, continuing: Continuing, *, now: datetime) -> dict[str, Any]:
+    """The continuing claim's binds (claim_after_judgment's): as next_assignment draws them."""
+    lease = timedelta(minutes=get_settings().lease_minutes)
+    return _continuing_params(
+        rater_id, continuing, now=now, draw=_system_rng.random(), lease=lease
+    )
 
 
 def _lease_end(now: datetime, minutes: int | None, lease: timedelta) -> datetime:
@@ -343,7 +398,8 @@ def _claim_in_order(
         expires = _lease_end(now, minutes, lease)
         _lock_for_sqlite(session, campaign_id)
         for gold in (wants_gold, not wants_gold):
-            placed = _claim(session, rater, campaign_id, gold, now=now, expires=expires)
+            params = _claim_params(rater.id, campaign_id, gold, now=now, expires=expires)
+            placed = _claim(session, params)
             if placed is not None:
                 return placed
     return None
@@ -367,8 +423,7 @@ def next_assignment(
     now = now or utcnow()
     rng = rng or _system_rng
     lease = timedelta(minutes=lease_minutes or get_settings().lease_minutes)
-    if time.monotonic() - _released_at[0] > RELEASE_EVERY_S:
-        release_expired_leases(session, now=now)
+    release_if_due(session, now=now)
     draw = rng.random()
     if continuing is not None:
         placed = _claim_continuing(session, rater, continuing, draw, now, lease)
@@ -403,10 +458,8 @@ def _claim_continuing(
     """The first claim next_assignment would make, if the campaign is still the first in the
     claim order and the rater holds no lease; else None (see _claim_statement)."""
     _lock_for_sqlite(session, continuing.campaign_id)
-    return _claim(
-        session, rater, continuing.campaign_id, continuing.gold_rate > draw, now=now,
-        expires=_lease_end(now, continuing.lease_minutes, lease), continuing=True,
-    )
+    params = _continuing_params(rater.id, continuing, now=now, draw=draw, lease=lease)
+    return _claim(session, params, continuing=True)
 
 
 def _anything_open(session: Session, rater: User, campaigns: list[_CampaignRow]) -> bool:

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import ColumnElement, Select, Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.db import loaded, run_core
+from app.db import column_default, loaded, run_core
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import Assignment, Campaign, Comparison, Judgment, User, utcnow
 from app.models.rating import MAX_NOT_RANKABLE_REASON, MAX_RATIONALE, AssignmentState
@@ -155,7 +155,7 @@ def _checked(flags: list[str], shown: list[int], data: JudgmentInput) -> dict[st
     }
 
 
-def _check_key(key: str) -> None:
+def check_key(key: str) -> None:
     if not _KEY.match(key):
         raise ValidationFailed(
             "the form is missing its submission key; reload the page", field="idempotency_key"
@@ -182,25 +182,31 @@ def _insert(session: Session, rater: User, judgment: Judgment) -> SubmitResult:
     return SubmitResult(judgment, replayed=False)
 
 
+def own_assignment_locked(rater_id: ColumnElement[int]) -> Select[*tuple[Any, ...]]:
+    """SQL: the assignment `assignment_id` if it is `rater_id`'s, locked, with its campaign's
+    flags (Locked's columns)."""
+    return (
+        select(
+            Assignment.id,
+            Assignment.comparison_id,
+            Assignment.state,
+            Assignment.display_order,
+            Assignment.lease_expires_at,
+            Campaign.flags,
+            Campaign.id,
+            Campaign.gold_rate,
+            Campaign.lease_minutes,
+        )
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .join(Campaign, Campaign.id == Comparison.campaign_id)
+        .where(Assignment.id == bindparam("assignment_id"), Assignment.rater_id == rater_id)
+        .with_for_update(of=Assignment)
+    )
+
+
 # Built once with bound parameters: building and keying these per submit cost more Python time
 # than running them.
-_LOCK_OWN = (
-    select(
-        Assignment.id,
-        Assignment.comparison_id,
-        Assignment.state,
-        Assignment.display_order,
-        Assignment.lease_expires_at,
-        Campaign.flags,
-        Campaign.id,
-        Campaign.gold_rate,
-        Campaign.lease_minutes,
-    )
-    .join(Comparison, Comparison.id == Assignment.comparison_id)
-    .join(Campaign, Campaign.id == Comparison.campaign_id)
-    .where(Assignment.id == bindparam("assignment_id"), Assignment.rater_id == bindparam("rater_id"))
-    .with_for_update(of=Assignment)
-)
+_LOCK_OWN = own_assignment_locked(bindparam("rater_id"))
 _JUDGMENTS = cast(Table, Judgment.__table__)
 _INSERT_FIRST = {
     dialect: insert(_JUDGMENTS).on_conflict_do_nothing().returning(*_JUDGMENTS.c)
@@ -208,7 +214,27 @@ _INSERT_FIRST = {
 }
 
 
-class _Locked(NamedTuple):
+# The first judgment's INSERT as a CTE named "judged" (PostgreSQL: the rating turn's statement,
+# app.web.turn): a bind per column, named after it (first_judgment_binds), RETURNING the new id;
+# no row when the rater already used the key.
+_FIRST_COLUMNS = [c for c in _JUDGMENTS.c if c.key not in ("id", "supersedes_id")]
+FIRST_JUDGMENT_CTE = (
+    postgresql_insert(_JUDGMENTS)
+    .values({c.key: bindparam(c.key, type_=c.type) for c in _FIRST_COLUMNS})
+    .on_conflict_do_nothing()
+    .returning(_JUDGMENTS.c.id)
+    .cte("judged")
+)
+
+
+def first_judgment_binds(values: dict[str, Any], *, now: datetime) -> dict[str, Any]:
+    """first_judgment's columns as FIRST_JUDGMENT_CTE's binds: the other columns get their
+    defaults, as an INSERT of the model would, and `created_at` is `now`."""
+    defaults = {c.key: column_default(c) for c in _FIRST_COLUMNS if c.key not in values}
+    return {**defaults, **values, "created_at": now}
+
+
+class Locked(NamedTuple):
     """The rater's assignment as the lock read it (plain columns: no ORM loading on the hot path)."""
 
     id: int
@@ -222,14 +248,14 @@ class _Locked(NamedTuple):
     lease_minutes: int | None
 
 
-def _lock_own(session: Session, rater: User, assignment_id: int) -> _Locked:
+def _lock_own(session: Session, rater: User, assignment_id: int) -> Locked:
     """The rater's assignment, locked, with its campaign's flags, in one statement."""
     row = run_core(
         session, _LOCK_OWN, {"assignment_id": assignment_id, "rater_id": rater.id}
     ).one_or_none()
     if row is None:
         raise NotFound("this comparison is not assigned to you", field="assignment_id")
-    return _Locked(*row)
+    return Locked(*row)
 
 
 def _insert_first(session: Session, values: dict[str, Any]) -> Judgment | None:
@@ -249,6 +275,37 @@ def _insert_first(session: Session, values: dict[str, Any]) -> Judgment | None:
     return judgment
 
 
+def judgeable(assignment: Locked) -> bool:
+    """Whether the rater may still give `assignment` its first judgment: neither skipped nor
+    judged (a lease past its expiry still counts, marked late)."""
+    return assignment.state not in (AssignmentState.SKIPPED, AssignmentState.SUBMITTED)
+
+
+def first_judgment(
+    assignment: Locked, *, rater_id: int, data: JudgmentInput, now: datetime
+) -> dict[str, Any]:
+    """The columns of the rater's first judgment on `assignment` (judgeable), or ValidationFailed."""
+    return {
+        "comparison_id": assignment.comparison_id,
+        "rater_id": rater_id,
+        "assignment_id": assignment.id,
+        "revision": 0,
+        "lease_expired": assignment.lease_expires_at <= now
+        or assignment.state == AssignmentState.EXPIRED,
+        **_checked(assignment.flags, assignment.display_order, data),
+    }
+
+
+def _replayed(session: Session, rater: User, assignment: Locked, key: str) -> SubmitResult:
+    """The judgment this key recorded on the (no longer judgeable) assignment, else Conflict."""
+    if assignment.state == AssignmentState.SKIPPED:
+        raise Conflict("you skipped this comparison, so it can no longer be judged")
+    previous = _by_key(session, rater, key)
+    if previous is not None and previous.assignment_id == assignment.id:
+        return SubmitResult(previous, replayed=True)
+    raise Conflict("you already judged this comparison; correct it from your history")
+
+
 def submit_judgment(
     session: Session,
     *,
@@ -259,28 +316,13 @@ def submit_judgment(
 ) -> SubmitResult:
     """Record the rater's judgment on their assignment, once; a late (expired) lease still counts."""
     now = now or utcnow()
-    _check_key(data.idempotency_key)
+    check_key(data.idempotency_key)
     # The lock makes a double submit wait for the first, then find the assignment submitted.
     assignment = _lock_own(session, rater, assignment_id)
-    if assignment.state == AssignmentState.SKIPPED:
-        raise Conflict("you skipped this comparison, so it can no longer be judged")
-    if assignment.state == AssignmentState.SUBMITTED:
-        previous = _by_key(session, rater, data.idempotency_key)
-        if previous is not None and previous.assignment_id == assignment.id:
-            return SubmitResult(previous, replayed=True)
-        raise Conflict("you already judged this comparison; correct it from your history")
-    values = _checked(assignment.flags, assignment.display_order, data)
-    judgment = _insert_first(
-        session,
-        {
-            "comparison_id": assignment.comparison_id,
-            "rater_id": rater.id,
-            "assignment_id": assignment.id,
-            "revision": 0,
-            "lease_expired": assignment.lease_expires_at <= now or assignment.state == AssignmentState.EXPIRED,
-            **values,
-        },
-    )
+    if not judgeable(assignment):
+        return _replayed(session, rater, assignment, data.idempotency_key)
+    values = first_judgment(assignment, rater_id=rater.id, data=data, now=now)
+    judgment = _insert_first(session, values)
     if judgment is None:
         raise Conflict("this form was already used for another comparison; reload the page")
     campaign = Continuing(assignment.campaign_id, assignment.gold_rate, assignment.lease_minutes)
@@ -308,7 +350,7 @@ def correct_judgment(
     session: Session, *, rater: User, judgment_id: int, data: JudgmentInput
 ) -> SubmitResult:
     """Record a correction as a new revision that supersedes the rater's live judgment."""
-    _check_key(data.idempotency_key)
+    check_key(data.idempotency_key)
     previous = _by_key(session, rater, data.idempotency_key)
     if previous is not None:
         if previous.supersedes_id != judgment_id:

@@ -130,7 +130,11 @@ def user_of(session: Session, web: WebSession) -> User | None:
         return None
     # The one query (the version comes with the row), built once: Session.get builds its own;
     # plain columns made into the User without the ORM's loading (every request pays for it).
-    user = loaded(session, _USER, {"user_id": web.user_id}, User)
+    return _still_holding(loaded(session, _USER, {"user_id": web.user_id}, User), web)
+
+
+def _still_holding(user: User | None, web: WebSession) -> User | None:
+    """`user` if the cookie's session of them still holds (active, not ended since), else None."""
     if user is None or not user.active or user.session_version != web.version:
         return None
     return user
@@ -179,6 +183,11 @@ def rater_of(session: Session, web: WebSession) -> User:
     """RaterDep's user and checks, for a route that loads the rater on its own worker thread
     together with the rest of its work: one thread hop per request instead of two."""
     return may_rate(logged_in(user_of(session, web)))
+
+
+def checked_rater(user: User | None, web: WebSession) -> User:
+    """rater_of's checks on the cookie's user loaded with other rows (the rating turn)."""
+    return may_rate(logged_in(_still_holding(user, web)))
 
 
 def require_admin(user: Annotated[User, Depends(require_user)]) -> User:

@@ -14,6 +14,7 @@ from app.web.auth import CookieDep, CsrfDep, PageId, RaterDep, rater_of
 from app.web.forms import integer, judgment_input, text
 from app.web.pages import FormDep
 from app.web.templating import is_htmx, render
+from app.web.turn import Turn, judge_and_show_next
 from app.web.views import diff_context, rate_context, skip_notice
 
 router = APIRouter()
@@ -50,6 +51,14 @@ def _workspace(
     return render(request, "rate/page.html", context, block="workspace")
 
 
+def _shown(request: Request, session: Session, turn: Turn) -> Response:
+    """After a turn's judgment: the next comparison it claimed, else next_assignment's."""
+    if turn.workspace is None or not is_htmx(request):
+        return _next(request, session, turn.rater)
+    session.commit()  # before rendering, as _workspace does
+    return render(request, "rate/page.html", turn.workspace, block="workspace")
+
+
 # The routes every judgment takes load the rater themselves (rater_of: RaterDep's checks) and
 # do all their database work and rendering in one run_in_transaction: on PostgreSQL that runs on
 # the event loop, without a thread hop (see there).
@@ -69,14 +78,14 @@ async def rate(request: Request, web: CookieDep) -> Response:
 async def submit(request: Request, web: CookieDep, form: FormDep) -> Response:
     """Record the judgment (once, whatever the retries) and show the next comparison."""
 
+    assignment_id, data = integer(form, "assignment_id") or 0, judgment_input(form)
+
     def work(session: Session) -> Response:
+        turn = judge_and_show_next(session, web=web, assignment_id=assignment_id, data=data)
+        if turn is not None:
+            return _shown(request, session, turn)
         rater = rater_of(session, web)  # who it is, before what they sent is judged
-        result = submit_judgment(
-            session,
-            rater=rater,
-            assignment_id=integer(form, "assignment_id") or 0,
-            data=judgment_input(form),
-        )
+        result = submit_judgment(session, rater=rater, assignment_id=assignment_id, data=data)
         return _next(request, session, rater, continuing=result.continuing)
 
     return await run_in_transaction(request.app, work)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from markupsafe import Markup
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from app.db import run_core
@@ -94,11 +95,12 @@ def _html(
     return Markup(html)  # noqa: S704 - sanitised by render_markdown before it was stored
 
 
-def _page_statement(*, with_progress: bool) -> Select[Any]:
-    """Campaign, prompt, the shown responses (stored HTML) and maybe the rater's progress counts.
+def page_statement(comparison_id: ColumnElement[int], *, with_progress: bool) -> Select[Any]:
+    """Campaign, prompt, the shown responses (stored HTML) and maybe the rater's progress counts
+    (binds rater_id and today): PAGE_COLUMNS columns, then PROGRESS_COLUMNS.
 
-    Built once per variant with bound parameters (comparison_id; rater_id and today for
-    the progress): building and keying it per request cost more than running it.
+    Built once per variant with bound parameters: building and keying it per request cost more
+    than running it.
     """
     extra: tuple[Any, ...] = ()
     if with_progress:
@@ -126,38 +128,60 @@ def _page_statement(*, with_progress: bool) -> Select[Any]:
         # IN list, so the statement's SQL is the same on every page.
         .join(ComparisonItem, ComparisonItem.comparison_id == Comparison.id)
         .join(Response, Response.id == ComparisonItem.response_id)
-        .where(Comparison.id == bindparam("comparison_id"))
+        .where(Comparison.id == comparison_id)
     )
 
 
-_PAGE = _page_statement(with_progress=False)
-_PAGE_WITH_PROGRESS = _page_statement(with_progress=True)
+PAGE_COLUMNS = 10
+PROGRESS_COLUMNS = 3  # done today, done in the campaign, the campaign's open places
+_PAGE = page_statement(bindparam("comparison_id"), with_progress=False)
+_PAGE_WITH_PROGRESS = page_statement(bindparam("comparison_id"), with_progress=True)
 
 
-def _page_data(
-    session: Session, *, comparison_id: int, shown: list[int], progress_of: int | None
-) -> tuple[CampaignView, dict[str, Any], Progress | None]:
-    """Campaign, prompt, responses (stored HTML) and progress counts in one statement."""
-    params: dict[str, Any] = {"comparison_id": comparison_id}
-    if progress_of is not None:
-        params.update(rater_id=progress_of, today=utc_day(utcnow()))
-    rows = run_core(session, _PAGE if progress_of is None else _PAGE_WITH_PROGRESS, params).all()
+@dataclass(frozen=True)
+class Page:
+    """What page_statement read, ready for the templates."""
+
+    campaign: CampaignView
+    context: dict[str, Any]  # prompt_html, prompt_context, responses
+    progress: Progress | None
+
+
+def page_from_rows(
+    session: Session, rows: Sequence[Sequence[Any]], shown: list[int],
+    progress: Callable[[int, int, int], Progress] | None = None,
+) -> Page:
+    """The page from page_statement's rows; `progress` makes the progress line from its counts."""
     by_id = {row[7]: row for row in rows}
     first = rows[0]
     responses = [
         ResponseView(i, letter(i), _html(session, Response, rid, by_id[rid][8], by_id[rid][9]))
         for i, rid in enumerate(shown)
     ]
-    counts = None
-    if progress_of is not None:
-        # The comparison on the page is the rater's, on top of the campaign's open places.
-        counts = Progress(first[10], first[11], max(first[12], 0) + 1)
     context = {
         "prompt_html": _html(session, Prompt, first[3], first[4], first[5]),
         "prompt_context": sorted(first[6].items()),
         "responses": responses,
     }
-    return CampaignView(first[0], first[1], first[2]), context, counts
+    counts = first[PAGE_COLUMNS : PAGE_COLUMNS + PROGRESS_COLUMNS]
+    line = progress(*counts) if progress is not None else None
+    return Page(CampaignView(first[0], first[1], first[2]), context, line)
+
+
+def _holding_one(today: int, in_campaign: int, open_places: int) -> Progress:
+    # The comparison on the page is the rater's, on top of the campaign's open places.
+    return Progress(today, in_campaign, max(open_places, 0) + 1)
+
+
+def _page_data(
+    session: Session, *, comparison_id: int, shown: list[int], progress_of: int | None
+) -> Page:
+    """Campaign, prompt, responses (stored HTML) and progress counts in one statement."""
+    params: dict[str, Any] = {"comparison_id": comparison_id}
+    if progress_of is not None:
+        params.update(rater_id=progress_of, today=utc_day(utcnow()))
+    rows = run_core(session, _PAGE if progress_of is None else _PAGE_WITH_PROGRESS, params).all()
+    return page_from_rows(session, rows, shown, None if progress_of is None else _holding_one)
 
 
 def prefill_from(judgment: Judgment) -> Prefill:
@@ -193,15 +217,20 @@ def comparison_context(
 ) -> dict[str, Any]:
     """The prompt, its context, the guidelines, the responses in `shown` order, progress, and a
     fresh key."""
-    campaign, page, counts = _page_data(
-        session, comparison_id=comparison_id, shown=shown, progress_of=progress_of
-    )
+    page = _page_data(session, comparison_id=comparison_id, shown=shown, progress_of=progress_of)
+    return _comparison_context(page, shown=shown, diff_url=diff_url, prefill=prefill)
+
+
+def _comparison_context(
+    page: Page, *, shown: list[int], diff_url: str | None, prefill: Prefill | None = None
+) -> dict[str, Any]:
+    campaign = page.campaign
     flags = [(code, FLAG_LABELS.get(code, code), FLAG_KEYS.get(code, "")) for code in campaign.flags]
     return {
         "campaign": campaign,
-        **page,
-        "progress": counts,
-        "diff_offered": diff_offered_cached(tuple(r.html for r in page["responses"])),
+        **page.context,
+        "progress": page.progress,
+        "diff_offered": diff_offered_cached(tuple(r.html for r in page.context["responses"])),
         "k": len(shown),
         "flags": flags,
         "scale": SCALE,
@@ -214,23 +243,31 @@ def comparison_context(
     }
 
 
+def _rate_page(rater: User) -> dict[str, Any]:
+    return {"user": rater, "title": "Rate", "mode": "rate"}
+
+
 def rate_context(session: Session, *, rater: User, assignment: Assignment | None) -> dict[str, Any]:
     """The rating workspace for the rater's current assignment, or the 'all done' state."""
-    base: dict[str, Any] = {"user": rater, "title": "Rate", "mode": "rate"}
     if assignment is None:
-        return {**base, "done": True, "progress": None}
+        return {**_rate_page(rater), "done": True, "progress": None}
+    shown = assignment.display_order
+    page = _page_data(
+        session, comparison_id=assignment.comparison_id, shown=shown, progress_of=rater.id
+    )
+    return workspace_context(rater=rater, assignment_id=assignment.id, shown=shown, page=page)
+
+
+def workspace_context(
+    *, rater: User, assignment_id: int, shown: list[int], page: Page
+) -> dict[str, Any]:
+    """The rating workspace for the rater's assignment `assignment_id`, its page read."""
     return {
-        **base,
+        **_rate_page(rater),
         "done": False,
         "action": "/rate/submit",
-        "assignment_id": assignment.id,
-        **comparison_context(
-            session,
-            comparison_id=assignment.comparison_id,
-            shown=assignment.display_order,
-            diff_url=f"/rate/diff/{assignment.id}",
-            progress_of=rater.id,
-        ),
+        "assignment_id": assignment_id,
+        **_comparison_context(page, shown=shown, diff_url=f"/rate/diff/{assignment_id}"),
     }
 
 

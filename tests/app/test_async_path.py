@@ -148,7 +148,7 @@ def test_a_rater_judges_through_the_async_path(
         event.remove(Engine, "before_cursor_execute", count)
     assert submit.status_code == 200 and "assignment_id" in submit.text
     assert form_of(submit.text)["assignment_id"] != fields["assignment_id"]
-    assert len(statements) == 5, statements  # as on the thread path (test_hot_path.py)
+    assert len(statements) == 2, statements  # as on the thread path (test_hot_path.py)
     assert all(on_async for _sql, on_async in statements)
     with Session(committed_engine) as session:
         (judgment,) = session.scalars(select(Judgment)).all()

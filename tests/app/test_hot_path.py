@@ -17,7 +17,7 @@ from app.services.assignment import CLAIM_WINDOW, next_assignment
 from tests.factories import make_campaign, make_comparisons, make_user
 from tests.web import HTML, HX, form_of, login
 
-BUDGET = 5  # statements for one judgment: the submit and the next comparison's page
+BUDGET = 2  # statements for one judgment and the next comparison's page (app.web.turn)
 
 
 class Statements:
@@ -38,7 +38,7 @@ class Statements:
         event.remove(self.connection, "before_cursor_execute", self._record)
 
 
-def test_a_judgment_and_the_next_page_take_at_most_five_statements(
+def test_a_judgment_and_the_next_page_take_at_most_two_statements(
     client: TestClient, db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     campaign = make_campaign(db, overlap=3, guidelines_md="**Safety** first")
