@@ -6,8 +6,10 @@
 Creates its own scratch database (dropped at the end unless --keep) with a campaign of N two-way
 comparisons of 150-300-word markdown responses (bulk INSERT ... SELECT generate_series, seconds
 even at 300,000), starts `prefloop serve --workers W` on a free loopback port, logs C raters in
-through the real login form (all at once, as at a shift change), then for each level C drives
-them through the htmx submit with the fields and headers the page sends, no think time.
+through the real login form (all at once, as at a shift change), warms the server up (--warmup
+seconds at the largest level, reported apart: each pooled connection's first runs of a statement
+are planned afresh), then for each level C drives them through the htmx submit with the fields and
+headers the page sends, no think time.
 
 Per level it prints judgments/s, p50/p95/p99 per request type, errors, the CPU the server
 processes and the PostgreSQL backends spent per judgment (steadier than wall time on a shared
@@ -519,23 +521,31 @@ async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: 
     ready = [r for r in raters if r is not None]
     rng = random.Random(args.seed)
     results = []
-    for c in args.concurrency:
+    # The warm-up: every connection of the server's pools prepares and plans the statements it
+    # will run (PostgreSQL plans a prepared statement afresh its first few runs), as on a server
+    # that has been up a while. Reported, not counted in the levels.
+    levels = [(c, args.duration, f"C={c:<4}") for c in args.concurrency]
+    if args.warmup > 0:
+        levels.insert(0, (max(args.concurrency), args.warmup, "warm-up"))
+    for c, duration, label in levels:
+        warming = label == "warm-up"
         group = [r for r in ready if not r.done][:c]
         stats = Stats()
         cpu0, pg0, (st0, cm0) = server_cpu(server_pid), backend_cpu(monitor, database), \
             statement_totals(stats_dir)
         client0 = time.process_time()
         t0 = time.perf_counter()
-        deadline = t0 + args.duration
-        profilers = start_profilers(args.profile, server_pid, c, args.duration)
+        deadline = t0 + duration
+        profilers = start_profilers(None if warming else args.profile, server_pid, c,
+                                     duration)
         tasks = [asyncio.create_task(rate_until(r, port, deadline, stats, rng)) for r in group]
         storm_stats, storm = Stats(), None
-        if args.shift_change:
+        if args.shift_change and not warming:
             first = max(args.concurrency) + 1 + len(results) * args.shift_change
             storm = asyncio.create_task(shift_change(
                 range(first, first + args.shift_change), port, stats, storm_stats,
-                delay=args.duration / 3))
-        done, pending = await asyncio.wait(tasks, timeout=args.duration + 90)
+                delay=duration / 3))
+        done, pending = await asyncio.wait(tasks, timeout=duration + 90)
         for task in pending:
             task.cancel()
         wall = time.perf_counter() - t0
@@ -551,7 +561,7 @@ async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: 
                        if code >= 500 or code == 0)
         row = {
             "concurrency": c, "raters": len(group), "judgments": judged,
-            "judgments_per_s": stats.judged_in_window / args.duration,
+            "judgments_per_s": stats.judged_in_window / duration,
             "wall_s": wall, "errors_5xx": failures,
             "server_cpu_ms_per_judgment": 1000 * (cpu1 - cpu0) / max(judged, 1),
             "pg_cpu_ms_per_judgment": 1000 * pg_cpu / max(judged, 1),
@@ -562,8 +572,9 @@ async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: 
             "submit_p95_ms": _pct(stats.latency.get("submit", []), .95),
             "submit_p99_ms": _pct(stats.latency.get("submit", []), .99),
         }
-        results.append(row)
-        print(f"C={c:<4} ({len(group)} raters) {row['judgments_per_s']:7.1f} judgments/s  5xx/conn errors {failures}  "
+        if not warming:
+            results.append(row)
+        print(f"{label} ({len(group)} raters) {row['judgments_per_s']:7.1f} judgments/s  5xx/conn errors {failures}  "
               f"server CPU {row['server_cpu_ms_per_judgment']:.1f} ms/j  PostgreSQL CPU "
               f"{row['pg_cpu_ms_per_judgment']:.1f} ms/j  client CPU "
               f"{row['client_cpu_ms_per_judgment']:.1f} ms/j  statements "
@@ -631,6 +642,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")],
                         default=[1, 10, 100])
     parser.add_argument("--duration", type=float, default=15.0, help="Seconds per level.")
+    parser.add_argument("--warmup", type=float, default=5.0,
+                        help="Seconds of rating at the largest level before the levels (0: none).")
     parser.add_argument("--overlap", type=int, default=3)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--shift-change", type=int, default=0, metavar="N",
