@@ -162,7 +162,7 @@ def _claim_statement(*, continuing: bool = False) -> dict[str, Any]:
     """
     claimed = _claimed()
     if continuing:
-        claimed = and_(claimed, _first_in_claim_order(), _no_live_lease())
+        claimed = and_(claimed, _still_continuing())
     return {
         dialect: _placing(insert, claimed, _shuffled_items(dialect))
         for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
@@ -178,11 +178,9 @@ def claim_after_judgment(judged: CTE) -> Any:
     judged lease is still leased and live, so the judged comparison is excluded by id, and the
     judged lease from the check that the rater holds none.
     """
-    judged_one = bindparam("comparison_id", type_=Integer())
     claimed = and_(
-        _claimed(excluding=judged_one),
-        _first_in_claim_order(),
-        _no_live_lease(excluding=bindparam("assignment_id", type_=Integer())),
+        _claimed(excluding=bindparam("comparison_id", type_=Integer())),
+        _still_continuing(excluding=bindparam("assignment_id", type_=Integer())),
         select(judged.c.id).exists(),
     )
     return _placing(postgresql_insert, claimed, _shuffled_items("postgresql"))
@@ -249,6 +247,12 @@ def _claimed(*, excluding: ColumnElement[int] | None = None) -> ColumnElement[bo
         .scalar_subquery()
     )
     return Comparison.id == func.coalesce(in_front, freshest)
+
+
+def _still_continuing(*, excluding: ColumnElement[int] | None = None) -> ColumnElement[bool]:
+    """SQL: what next_assignment's campaigns read checks first still holds: the campaign is the
+    first active one in the claim order, and the rater holds no live lease (but `excluding`)."""
+    return and_(_first_in_claim_order(), _no_live_lease(excluding=excluding))
 
 
 def _first_in_claim_order() -> ColumnElement[bool]:
