@@ -247,6 +247,10 @@ class Locked(NamedTuple):
     gold_rate: float
     lease_minutes: int | None
 
+    def continuing(self) -> Continuing:
+        """Its campaign, as the lock read it: where the rater's next comparison comes from."""
+        return Continuing(self.campaign_id, self.gold_rate, self.lease_minutes)
+
 
 def _lock_own(session: Session, rater: User, assignment_id: int) -> Locked:
     """The rater's assignment, locked, with its campaign's flags, in one statement."""
@@ -325,8 +329,7 @@ def submit_judgment(
     judgment = _insert_first(session, values)
     if judgment is None:
         raise Conflict("this form was already used for another comparison; reload the page")
-    campaign = Continuing(assignment.campaign_id, assignment.gold_rate, assignment.lease_minutes)
-    return SubmitResult(judgment, replayed=False, continuing=campaign)
+    return SubmitResult(judgment, replayed=False, continuing=assignment.continuing())
 
 
 def _is_superseded(session: Session, judgment_id: int) -> bool:

@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 from app.db import as_loaded, run_core
 from app.models import User, utcnow
 from app.services.assignment import (
-    Continuing,
     Progress,
     claim_after_judgment,
     continuing_claim_params,
@@ -57,13 +56,13 @@ def _judge_and_claim() -> Any:
     """The judgment, the continuing claim and the claimed comparison's page (with the progress
     counts), one statement: a row per response shown, the judgment's id first; one row of NULLs
     after it when nothing was claimed; no row when the judgment was not inserted."""
-    claimed = claim_after_judgment(FIRST_JUDGMENT_CTE).cte("claimed")
+    judged = FIRST_JUDGMENT_CTE
+    claimed = claim_after_judgment(judged).cte("claimed")
     page = (
         page_statement(claimed.c.comparison_id, with_progress=True)
         .add_columns(claimed.c.id, claimed.c.display_order)
         .lateral("page")
     )
-    judged = FIRST_JUDGMENT_CTE
     return select(judged.c.id, *page.c).select_from(judged.outerjoin(page, true()))
 
 
@@ -102,10 +101,9 @@ def judge_and_show_next(
         return None
     values = first_judgment(assignment, rater_id=rater.id, data=data, now=now)
     release_if_due(session, now=now)
-    campaign = Continuing(assignment.campaign_id, assignment.gold_rate, assignment.lease_minutes)
     binds = {
         **first_judgment_binds(values, now=now),
-        **continuing_claim_params(rater.id, campaign, now=now),
+        **continuing_claim_params(rater.id, assignment.continuing(), now=now),
         "today": utc_day(now),
     }
     rows = run_core(session, _JUDGE_AND_CLAIM, binds).all()
