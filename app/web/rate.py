@@ -7,6 +7,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from app.db import SessionDep, run_in_transaction
+from app.errors import ValidationFailed
 from app.models import Assignment, User
 from app.services.assignment import Continuing, next_assignment, skip_assignment
 from app.services.judgments import submit_judgment
@@ -78,9 +79,12 @@ async def rate(request: Request, web: CookieDep) -> Response:
 async def submit(request: Request, web: CookieDep, form: FormDep) -> Response:
     """Record the judgment (once, whatever the retries) and show the next comparison."""
 
-    assignment_id, data = integer(form, "assignment_id") or 0, judgment_input(form)
-
     def work(session: Session) -> Response:
+        try:
+            assignment_id, data = integer(form, "assignment_id") or 0, judgment_input(form)
+        except ValidationFailed:
+            rater_of(session, web)  # who it is comes before what they sent
+            raise
         turn = judge_and_show_next(session, web=web, assignment_id=assignment_id, data=data)
         if turn is not None:
             return _shown(request, session, turn)

@@ -98,3 +98,16 @@ def test_a_form_key_used_for_another_comparison_is_refused_and_changes_nothing(
     assert held is not None and held.state == AssignmentState.LEASED
     claimed = select(func.count(Assignment.id)).where(Assignment.rater_id == held.rater_id)
     assert db.scalar(claimed) == 2  # no third comparison claimed by the refused submit
+
+
+def test_who_is_submitting_is_checked_before_what_they_sent(client: TestClient, db: Session) -> None:
+    campaign = make_campaign(db, overlap=1)
+    make_comparisons(db, campaign, count=2)
+    rater = rater_logged_in(client, db)
+    fields = form_of(client.get("/rate", headers=HTML).text)
+    rater.active = False  # deactivated by an admin meanwhile
+    db.flush()
+    malformed = {**fields, "assignment_id": "1" + "0" * 30, "scale": "1"}
+    response = client.post("/rate/submit", headers=HX, data=malformed, follow_redirects=False)
+    # Sent back to the login (htmx follows HX-Redirect), not told their form was malformed.
+    assert response.headers.get("HX-Redirect") == "/login", response.text
