@@ -15,6 +15,7 @@ from sqlalchemy import (
     event,
     insert,
     literal,
+    literal_column,
     select,
     text,
 )
@@ -166,3 +167,20 @@ def test_statements_built_per_call_stop_filling_the_plan_cache(
     assert run_core(db, first, {}).all() == [(user.id,)]
     assert run_core(db, second, {}).all() == [(user.email,)]
     assert list(db_module._driver_plans) == [(id(first), "postgresql", ())]
+
+
+# A bind used twice and a percent sign in the SQL: the driver gets PostgreSQL's own numbered
+# placeholders (app.db._numbered), converted once.
+_REUSED_BIND = select(User.id, literal_column("'100%'"), bindparam("tag", type_=String)).where(
+    User.id == bindparam("user_id"), User.email.like("%@%"), User.id >= bindparam("user_id")
+)
+
+
+def test_a_reused_bind_and_a_percent_sign_reach_the_driver_intact(db: Session) -> None:
+    user = make_user(db)
+    params = {"user_id": user.id, "tag": "50% off"}
+    plan = _driver_plan(db.connection(), _REUSED_BIND, _keys(params))
+    assert plan is not None and plan.order.count("user_id") == 1
+    by_driver = run_core(db, _REUSED_BIND, params).all()
+    by_sqlalchemy = [tuple(row) for row in db.connection().execute(_REUSED_BIND, params)]
+    assert by_driver == by_sqlalchemy == [(user.id, "100%", "50% off")]
