@@ -385,17 +385,15 @@ def _numbered(sql: str) -> tuple[str, list[str]]:
     (a name used twice is one parameter). psycopg converts %(name)s placeholders on every run,
     and caches the conversion only for statements under 4 KB: the turn's is longer, and its
     conversion was ~9% of the server's CPU a judgment. Converted once here, for a raw cursor."""
-    order: list[str] = []
+    numbers: dict[str, int] = {}
 
     def number(match: re.Match[str]) -> str:
         name = match.group(1)
         if name is None:
             return "%"
-        if name not in order:
-            order.append(name)
-        return f"${order.index(name) + 1}"
+        return f"${numbers.setdefault(name, len(numbers) + 1)}"
 
-    return _PLACEHOLDER.sub(number, sql), order
+    return _PLACEHOLDER.sub(number, sql), list(numbers)
 
 
 def _fetched(
