@@ -73,21 +73,15 @@ def serve(
     workers: int = typer.Option(1, help="Worker processes (PostgreSQL only; SQLite wants 1)."),
 ) -> None:
     """Serve the web app and the API with uvicorn."""
-    import uvicorn
+    from app.serving import serve as serve_workers
 
     require_current_schema()
     typer.echo(
         f"prefloop serving on http://{host}:{port} (database {safe_url(get_settings().database_url)})"
     )
-    uvicorn.run(
-        "app.main:create_served_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=True,
-        log_level="info",
-    )
+    status = serve_workers(host, port, workers, proxy_headers=True, log_level="info")
+    if status:
+        raise typer.Exit(status)
 
 
 @db_cli.command("upgrade")

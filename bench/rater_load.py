@@ -409,17 +409,29 @@ def backend_cpu(conn: psycopg.Connection, database: str) -> dict[int, float]:
     return {pid: _proc_cpu(pid) for (pid,) in rows}
 
 
-def statement_totals(folder: Path) -> tuple[int, int]:
-    """(statements, commits) sent so far by every server process."""
-    statements = commits = 0
+def statement_counts(folder: Path) -> dict[str, tuple[int, int]]:
+    """(statements, commits) sent so far by each server process, by its pid."""
+    counts = {}
     for path in folder.glob("*.json"):
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        statements += data["statements"]
-        commits += data["commits"]
-    return statements, commits
+        counts[path.stem] = (data["statements"], data["commits"])
+    return counts
+
+
+def totals(counts: dict[str, tuple[int, int]]) -> tuple[int, int]:
+    """(statements, commits) of all the server's processes together."""
+    return sum(s for s, _ in counts.values()), sum(c for _, c in counts.values())
+
+
+def worker_shares(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> str:
+    """Each worker's share of the level's commits (keep-alive connections stay with the worker
+    that accepted them, so the raters of a level may sit unevenly on the workers)."""
+    done = [after[pid][1] - before.get(pid, (0, 0))[1] for pid in sorted(after)]
+    total = sum(done)
+    return " / ".join(f"{100 * n / total:.0f}%" for n in done if n) if total else "-"
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -474,12 +486,10 @@ def start_server(url: str, workers: int, port: int, stats_dir: Path, log: Path,
     while time.time() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"server exited: {log.read_text()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                time.sleep(0.5 * workers)  # let every worker import the app
-                return process
-        except OSError:
-            time.sleep(0.2)
+        # Every worker up: one that started late would miss the logins' connections.
+        if log.read_text().count("Application startup complete.") >= workers:
+            return process
+        time.sleep(0.2)
     process.kill()
     raise SystemExit("server did not start in 240 s")
 
@@ -531,8 +541,8 @@ async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: 
         warming = label == "warm-up"
         group = [r for r in ready if not r.done][:c]
         stats = Stats()
-        cpu0, pg0, (st0, cm0) = server_cpu(server_pid), backend_cpu(monitor, database), \
-            statement_totals(stats_dir)
+        cpu0, pg0, counts0 = server_cpu(server_pid), backend_cpu(monitor, database), \
+            statement_counts(stats_dir)
         client0 = time.process_time()
         t0 = time.perf_counter()
         deadline = t0 + duration
@@ -553,8 +563,9 @@ async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: 
         for profiler in profilers:
             profiler.wait()
         time.sleep(0.6)  # the statement counters are written every 0.25 s
-        cpu1, pg1, (st1, cm1) = server_cpu(server_pid), backend_cpu(monitor, database), \
-            statement_totals(stats_dir)
+        cpu1, pg1, counts1 = server_cpu(server_pid), backend_cpu(monitor, database), \
+            statement_counts(stats_dir)
+        (st0, cm0), (st1, cm1) = totals(counts0), totals(counts1)
         pg_cpu = sum(pg1[p] - pg0.get(p, 0.0) for p in pg1)
         judged = len(stats.acked)
         failures = sum(n for kind in stats.statuses.values() for code, n in kind.items()
@@ -571,6 +582,7 @@ async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: 
             "submit_p50_ms": _pct(stats.latency.get("submit", []), .5),
             "submit_p95_ms": _pct(stats.latency.get("submit", []), .95),
             "submit_p99_ms": _pct(stats.latency.get("submit", []), .99),
+            "worker_shares": worker_shares(counts0, counts1),
         }
         if not warming:
             results.append(row)
@@ -579,7 +591,7 @@ async def run_levels(args: argparse.Namespace, port: int, server_pid: int, url: 
               f"{row['pg_cpu_ms_per_judgment']:.1f} ms/j  client CPU "
               f"{row['client_cpu_ms_per_judgment']:.1f} ms/j  statements "
               f"{row['statements_per_judgment']:.1f}/j (+{row['commits_per_judgment']:.1f} commits)"
-              f"  ({judged} judgments, {wall:.1f} s)")
+              f"  ({judged} judgments, {wall:.1f} s; workers' shares {row['worker_shares']})")
         print(summarise(stats.latency, stats.statuses))
         if storm is not None:
             seconds = await storm
