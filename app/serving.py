@@ -93,7 +93,7 @@ def supervise(host: str, port: int, count: int, options: dict[str, Any]) -> int:
                 break
             logger.warning("Worker [%s] exited (%s); starting another.", worker.process.pid,
                            worker.process.exitcode)
-            workers[index] = Worker.start(host, port, options)
+            workers[index] = worker.again()
     stop_all(workers)
     return STARTUP_FAILURE if failed else 0
 
@@ -118,6 +118,10 @@ class Worker:
         process.start()
         return cls(process, ready, host, port, options)
 
+    def again(self) -> Worker:
+        """A new worker in this one's place (a new process; this one is left as it is)."""
+        return Worker.start(self.host, self.port, self.options)
+
     def wait_until_listening(self, stop: threading.Event) -> bool:
         deadline = time.monotonic() + READY_SECONDS
         while time.monotonic() < deadline and not stop.is_set():
@@ -131,7 +135,7 @@ class Worker:
 def replace_each(workers: list[Worker], stop: threading.Event) -> None:
     """A new worker for each old one, in turn; the old one stops once the new one listens."""
     for index, old in enumerate(workers):
-        new = Worker.start(old.host, old.port, old.options)
+        new = old.again()
         if not new.wait_until_listening(stop):
             stop_all([new])
             if not stop.is_set():
