@@ -76,7 +76,6 @@ class Assignment(CreatedAt, Base):
             f"(state = '{AssignmentState.SKIPPED}') = (skip_reason IS NOT NULL)",
             name="skip_has_reason",
         ),
-        Index("ix_assignments_comparison_state", "comparison_id", "state"),
         Index("ix_assignments_rater_state", "rater_id", "state"),
         # The leases that `release_expired_leases` looks at: few, whatever the table's size.
         Index(
@@ -142,7 +141,6 @@ class Judgment(CreatedAt, Base):
             "NOT not_rankable OR not_rankable_reason IS NOT NULL", name="not_rankable_has_reason"
         ),
         CheckConstraint(f"length(rationale) <= {MAX_RATIONALE}", name="rationale_length"),
-        Index("ix_judgments_comparison", "comparison_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

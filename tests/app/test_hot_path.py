@@ -83,8 +83,9 @@ def _bulk_comparisons(db: Session, campaign_id: int, count: int) -> None:
 
 
 def _rows_touched(plan: dict[str, Any]) -> int:
-    """Rows every node of an EXPLAIN ANALYZE plan produced, over all its loops."""
-    own = int(plan.get("Actual Rows", 0) * plan.get("Actual Loops", 1))
+    """Rows every node of an EXPLAIN ANALYZE plan produced or read and dropped, over all its loops."""
+    read = plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)
+    own = int(read * plan.get("Actual Loops", 1))
     if plan.get("Node Type") == "Seq Scan" and plan.get("Relation Name") == "comparisons":
         own += 10**9  # a scan of every comparison is what the claim must never do
     return own + sum(_rows_touched(child) for child in plan.get("Plans", []))
