@@ -80,8 +80,14 @@ def wait_for_workers(parent: subprocess.Popen[bytes], port: int, count: int,
     raise AssertionError(f"{count} workers never listened: {log.read_text()}")
 
 
-def connect_together(port: int, count: int) -> list[socket.socket]:
-    """`count` keep-alive connections opened at once, each having had one answer."""
+@contextlib.contextmanager
+def connected_together(port: int, count: int) -> Iterator[list[socket.socket]]:
+    """`count` keep-alive connections opened at once, each having had one answer; closed after."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(conn) for conn in _connect_together(port, count)]
+
+
+def _connect_together(port: int, count: int) -> list[socket.socket]:
     connections = []
     for _ in range(count):
         conn = socket.socket()
@@ -142,12 +148,8 @@ def assert_spread(connections: list[socket.socket], port: int, workers: list[int
 def test_connections_made_together_spread_over_the_workers(served) -> None:
     parent, port, log = served
     workers = wait_for_workers(parent, port, 2, log)
-    connections = connect_together(port, 100)
-    try:
+    with connected_together(port, 100) as connections:
         assert_spread(connections, port, workers)
-    finally:
-        for conn in connections:
-            conn.close()
 
 
 def test_a_dead_worker_is_replaced_and_sigterm_stops_them_all(served) -> None:
@@ -160,12 +162,8 @@ def test_a_dead_worker_is_replaced_and_sigterm_stops_them_all(served) -> None:
         replaced = [pid for pid in listening_workers(parent.pid, port) if pid != workers[0]]
         time.sleep(0.1)
     assert len(replaced) == 2 and workers[1] in replaced, log.read_text()
-    connections = connect_together(port, 100)
-    try:
+    with connected_together(port, 100) as connections:
         assert_spread(connections, port, replaced)
-    finally:
-        for conn in connections:
-            conn.close()
 
     parent.send_signal(signal.SIGTERM)
     assert parent.wait(timeout=40) == 0, log.read_text()
