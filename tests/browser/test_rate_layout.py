@@ -119,7 +119,8 @@ def test_a_long_answer_is_read_to_its_end_and_the_judgment_records_it(
         assert not end.evaluate("el => { const r = el.getBoundingClientRect();"
                                 " return document.elementFromPoint(r.x + 4, r.y + 4) === el; }")
         more = page.locator(f"#response-{long} .more")
-        assert more.is_visible() and f"More of {long} below" in more.inner_text()
+        more.wait_for(state="visible")  # the page measures what is on screen in its next frame
+        assert f"More of {long} below" in more.inner_text()
         assert long in page.locator("#read-state").inner_text()
         for i in range(4):  # by tap in the dock, which scrolls nothing (keys scroll to each card)
             page.locator(f'.ranking .rank[data-index="{i}"] label').nth(i).click()
