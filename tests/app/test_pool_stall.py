@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections import Counter
@@ -18,14 +17,9 @@ from sqlalchemy.orm import Session
 
 from app.config import get_settings
 from tests.factories import PASSWORD, make_campaign, make_user
+from tests.support import free_port
 
 THREADS, POOL, REQUESTS = 4, 3, 80
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -36,7 +30,7 @@ def live_server(committed_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.setenv("PREFLOOP_THREADS", str(THREADS))
     monkeypatch.setenv("PREFLOOP_DB_POOL_SIZE", str(POOL))
     get_settings.cache_clear()
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
 

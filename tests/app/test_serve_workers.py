@@ -21,17 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import PREFLOOP, REPO
+from tests.support import PREFLOOP, REPO, free_port
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; balances on Linux")
 
 LISTEN, ESTABLISHED = "0A", "01"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def tcp_sockets(port: int, state: str) -> dict[int, int]:

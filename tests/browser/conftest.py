@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,19 +14,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from tests.support import free_port
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def live_server(pg_url: str) -> Iterator[str]:
     """The base URL of a real server process on the test database."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PREFLOOP_DATABASE_URL": pg_url, "PREFLOOP_ENV": "test"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",

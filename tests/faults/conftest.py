@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.faults.cluster import Cluster, Server, free_port
+from tests.faults.cluster import Cluster, Server
+from tests.support import free_port
 
 
 @pytest.fixture(scope="module")
