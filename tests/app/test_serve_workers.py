@@ -176,7 +176,7 @@ def migrates_waiting_connections() -> bool:
 def test_sighup_replaces_each_worker_and_the_port_never_closes(served) -> None:
     parent, port, log = served
     old = set(wait_for_workers(parent, port, 2, log))
-    answered, refused, reset, done = [], [], [], threading.Event()
+    answered, refused, reset, unanswered, done = [], [], [], [], threading.Event()
 
     def keep_asking() -> None:  # a new connection each time, as browsers after an idle spell
         while not done.is_set():
@@ -184,7 +184,11 @@ def test_sighup_replaces_each_worker_and_the_port_never_closes(served) -> None:
                 with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
                     conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                  b"Connection: close\r\n\r\n")
-                    answered.append(conn.recv(4096).startswith(b"HTTP/1.1 200"))
+                    answer = conn.recv(4096)
+                if not answer:
+                    unanswered.append(answer)
+                    continue
+                answered.append(answer.startswith(b"HTTP/1.1 200"))
             except ConnectionRefusedError as exc:
                 refused.append(exc)
             except ConnectionResetError as exc:
@@ -205,12 +209,14 @@ def test_sighup_replaces_each_worker_and_the_port_never_closes(served) -> None:
     assert len(new) == 2 and not new & old, log.read_text()
     assert answered and all(answered) and refused == []
     # A connection still waiting to be accepted when its worker's listener closes is reset,
-    # unless the kernel migrates it (README: On PostgreSQL); the asker connects ~1,000 times a
-    # second, browsers after an idle spell far less often.
+    # unless the kernel migrates it (README: On PostgreSQL); one a stopping worker accepted just
+    # before it read the request is closed unanswered (uvicorn's shutdown closes idle
+    # connections). The asker connects ~1,000 times a second, browsers after an idle spell far
+    # less often.
     if migrates_waiting_connections():
         assert reset == []
-    else:
-        assert len(reset) <= len(answered) // 100, (len(reset), len(answered))
+    assert len(reset) + len(unanswered) <= len(answered) // 100, (
+        len(reset), len(unanswered), len(answered))
 
     # The supervisor killed outright takes its workers with it: none serves the port unwatched.
     parent.kill()
